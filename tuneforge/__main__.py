@@ -1,0 +1,3 @@
+from tuneforge.cli.main import main
+
+main()

@@ -1,0 +1,71 @@
+"""`tuneforge invoke MODEL PROMPT`: one generation, streamed to the terminal.
+
+The model runs in a worker subprocess (tuneforge.inference.worker): this process never imports torch.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from tuneforge.cli.runtime import catalog, err_console, print_json
+from tuneforge.inference.bodies import parse_body, render_response
+from tuneforge.inference.client import WorkerProcess
+from tuneforge.inference.params import GenerationRequest, Message, SamplingParams
+
+
+def invoke(
+    model: Annotated[str, typer.Argument(help="Model id, alias or foundation-model ARN.")],
+    prompt: Annotated[Optional[str], typer.Argument(help="The prompt ('-' reads stdin). Omit with --body.")] = None,
+    system: Annotated[Optional[str], typer.Option(help="System prompt (chat mode).")] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="Send the prompt as plain text, without the chat template.")] = False,
+    body: Annotated[Optional[str], typer.Option(help="A Bedrock model-native JSON body (Llama 2 or Titan, per the model); prints the native response.")] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Most tokens to generate.")] = 256,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0, help="0 = greedy.")] = 0.7,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0, help="Nucleus sampling mass.")] = 0.9,
+    stop: Annotated[Optional[list[str]], typer.Option(help="Stop sequence (repeatable).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for repeatable sampling.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of streaming text.")] = False,
+) -> None:
+    """Generate text with a model; streams tokens as they come."""
+    entry = catalog().get(model)
+    if body is not None:
+        if prompt is not None:
+            raise typer.BadParameter("give either PROMPT or --body, not both", param_hint="--body")
+        request = parse_body(body, entry.body_format)
+    else:
+        if prompt is None:
+            raise typer.BadParameter("a PROMPT is required (or --body)", param_hint="PROMPT")
+        if prompt == "-":
+            prompt = sys.stdin.read()
+        params = SamplingParams(
+            temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=tuple(stop or ()), seed=seed
+        )
+        if raw:
+            request = GenerationRequest(prompt=prompt, params=params)
+        else:
+            turns = ((Message("system", system),) if system else ()) + (Message("user", prompt),)
+            request = GenerationRequest(messages=turns, params=params)
+
+    spec = catalog().worker_spec(entry, device=device, dtype=dtype)
+    with WorkerProcess(spec) as worker:
+        if body is not None or as_json:
+            result = worker.generate(request)
+            print_json(render_response(result, entry.body_format) if body is not None else vars(result))
+            return
+        result = None
+        for delta in worker.stream(request):
+            sys.stdout.write(delta.text)
+            sys.stdout.flush()
+            result = delta.result or result
+    sys.stdout.write("\n")
+    assert result is not None
+    rate = result.completion_tokens / result.total_seconds if result.total_seconds else 0.0
+    err_console.print(
+        f"[dim]{result.prompt_tokens} prompt + {result.completion_tokens} generated tokens, stop: {result.stop_reason.value}, "
+        f"{rate:.1f} tokens/s on {worker.info.device} ({worker.info.dtype}), first token {result.first_token_seconds:.2f}s[/]"
+    )

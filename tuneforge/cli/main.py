@@ -1,0 +1,38 @@
+"""The `tuneforge` command: one Typer app; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tuneforge import __version__
+from tuneforge.cli import invoke, models
+from tuneforge.cli.runtime import report
+from tuneforge.errors import TuneforgeError
+
+app = typer.Typer(
+    name="tuneforge",
+    help="Customize open-weight models on your own hardware: catalog, fine-tuning, serving, knowledge bases.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models.app, name="models")
+app.command("invoke")(invoke.invoke)
+
+
+@app.command()
+def version() -> None:
+    """Print the tuneforge version."""
+    print(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except TuneforgeError as exc:
+        sys.exit(report(exc))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""What CLI commands share: settings read once, the metadata store, the catalog, error printing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import lru_cache
+
+from rich.console import Console
+
+from tuneforge.catalog.service import Catalog
+from tuneforge.errors import InvalidInput, NotFound, TuneforgeError
+from tuneforge.settings import Settings, load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return load_settings()
+
+
+@lru_cache(maxsize=1)
+def catalog() -> Catalog:
+    from tuneforge.db import open_database
+
+    current = settings()
+    return Catalog(current, open_database(current.database_url))
+
+
+def print_json(data: object) -> None:
+    # plain print (not Rich) so scripts get exactly one JSON document
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def exit_code_for(exc: TuneforgeError) -> int:
+    if isinstance(exc, InvalidInput):
+        return 2
+    if isinstance(exc, NotFound):
+        return 3
+    return 1
+
+
+def report(exc: TuneforgeError) -> int:
+    where = f" [{exc.field}]" if exc.field else ""
+    err_console.print(f"[bold red]error{where}:[/] {exc.message}", highlight=False, soft_wrap=True)
+    return exit_code_for(exc)

@@ -1,0 +1,79 @@
+"""The one exception tree of tuneforge. Domain code raises these; each wire format maps them once.
+
+    TuneforgeError
+     ├── InvalidInput      a request or file is wrong; names the field, flag or line  (ValidationException)
+     ├── NotFound          no such model, job, deployment, bucket, ...                (ResourceNotFoundException)
+     ├── Conflict          the name is taken or the resource is in the wrong state    (ConflictException)
+     ├── QuotaExceeded     a configured limit would be passed                         (ServiceQuotaExceededException)
+     ├── AccessDenied      the caller may not do this                                 (AccessDeniedException)
+     ├── Throttled         too busy right now; retry later                            (ThrottlingException)
+     │    └── ModelNotReady  the model is still loading                               (ModelNotReadyException)
+     ├── Unavailable       a dependency is down or unreachable (hub offline, S3 down) (ServiceUnavailableException)
+     └── ModelFailure      the model worker failed while serving a request            (ModelErrorException)
+
+Every message says what happened, what was expected and what to do next.
+"""
+
+from __future__ import annotations
+
+
+class TuneforgeError(Exception):
+    """Base class. `field` names the request field, CLI flag or file line the error is about."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(TuneforgeError):
+    pass
+
+
+class NotFound(TuneforgeError):
+    pass
+
+
+class Conflict(TuneforgeError):
+    pass
+
+
+class QuotaExceeded(TuneforgeError):
+    pass
+
+
+class AccessDenied(TuneforgeError):
+    pass
+
+
+class Throttled(TuneforgeError):
+    pass
+
+
+class ModelNotReady(Throttled):
+    pass
+
+
+class Unavailable(TuneforgeError):
+    pass
+
+
+class ModelFailure(TuneforgeError):
+    pass
+
+
+__all__ = [
+    "TuneforgeError",
+    "InvalidInput",
+    "NotFound",
+    "Conflict",
+    "QuotaExceeded",
+    "AccessDenied",
+    "Throttled",
+    "ModelNotReady",
+    "Unavailable",
+    "ModelFailure",
+]

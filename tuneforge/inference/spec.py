@@ -1,0 +1,22 @@
+"""What a worker process needs to load a model: resolved by the catalog in the parent, with no torch."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    model_id: str
+    checkpoint: str  # HF checkpoint directory (written first from `gguf` when that is set)
+    gguf: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "WorkerSpec":
+        return cls(**json.loads(text))

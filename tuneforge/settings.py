@@ -1,0 +1,80 @@
+"""Settings, validated once at the edge (CLI start, server start) and then passed down as a typed object.
+
+Environment variables (all optional):
+    TUNEFORGE_HOME          data directory (default ~/.tuneforge)
+    TUNEFORGE_DATABASE_URL  SQLAlchemy URL; default: SQLite file in the data directory.
+                            Any PostgreSQL URL works (postgresql://user:pass@host/db).
+    TUNEFORGE_HOST/_PORT    where `tuneforge serve` listens (default 127.0.0.1:8000)
+    TUNEFORGE_REGION        region used in ARNs (default: AWS_REGION, AWS_DEFAULT_REGION, us-east-1)
+    TUNEFORGE_ACCOUNT_ID    12-digit account id used in ARNs (default 000000000000)
+    HF_HUB_OFFLINE          1 = never try to reach the Hugging Face hub
+S3 access uses boto3's standard configuration: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, credentials, AWS_REGION.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tuneforge.errors import InvalidInput
+
+
+def _default_region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TUNEFORGE_", extra="ignore", frozen=True)
+
+    home: Path = Field(default=Path("~/.tuneforge"), description="data directory")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty = SQLite in the data directory")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    region: str = Field(default_factory=_default_region, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    account_id: str = Field(default="000000000000", pattern=r"^\d{12}$")
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, url: str) -> str:
+        if url and not url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg2://")):
+            raise ValueError(f"{url!r} is not supported: use sqlite:///path/to/file.db or postgresql://user:pass@host/db")
+        return url
+
+    @model_validator(mode="after")
+    def _default_database_url(self) -> "Settings":
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'tuneforge.db'}")
+        return self
+
+    @property
+    def models_dir(self) -> Path:
+        """Materialized and downloaded model checkpoints."""
+        return self.home / "models"
+
+    @cached_property
+    def offline(self) -> bool:
+        return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once. Raises InvalidInput naming the setting, never a raw pydantic error."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            env = f"TUNEFORGE_{name.upper()}" if name != "settings" else "TUNEFORGE_*"
+            problems.append(f"{env}: {err['msg']}")
+        raise InvalidInput("invalid settings: " + "; ".join(problems), field=str(exc.errors()[0]["loc"])) from None
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return settings
