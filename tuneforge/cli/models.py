@@ -41,7 +41,8 @@ def list_models(
         print_json({"modelSummaries": [_detail(m) for m in models]})
         return
     table = Table(title=f"{len(models)} foundation model(s)")
-    for column in ("Model ID", "Provider", "Output", "Customizations", "Inference", "Body", "Alias of"):
+    table.add_column("Model ID", no_wrap=True, style="bold")
+    for column in ("Provider", "Output", "Customizations", "Inference", "Body", "Alias of"):
         table.add_column(column, overflow="fold")
     for m in models:
         table.add_row(

@@ -1,0 +1,95 @@
+"""The metadata store's tables. Tables only: no logic.
+
+Later capabilities (customization jobs, custom models, provisioned throughput, knowledge bases) add their
+tables here with a migration each, reusing `Timestamps`. JSON columns hold lists and small documents that
+are always read whole; anything filtered on is a real column.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, Boolean, DateTime, Integer, MetaData, String, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names, so migrations generated on SQLite and PostgreSQL agree.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores no zone and would hand back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column: use tuneforge.db.utcnow()")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow, nullable=False)
+
+
+class FoundationModelRow(Timestamps, Base):
+    """A base model a user registered (built-in models live in code: tuneforge.catalog.builtin)."""
+
+    __tablename__ = "foundation_models"
+
+    model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(200))
+    provider_name: Mapped[str] = mapped_column(String(100))
+    source_kind: Mapped[str] = mapped_column(String(20))  # local | hub
+    source: Mapped[str] = mapped_column(String(1024))  # the directory, or the hub id
+    checkpoint_path: Mapped[str] = mapped_column(String(1024))
+    input_modalities: Mapped[list[str]] = mapped_column(JSON)
+    output_modalities: Mapped[list[str]] = mapped_column(JSON)
+    customizations_supported: Mapped[list[str]] = mapped_column(JSON)
+    inference_types_supported: Mapped[list[str]] = mapped_column(JSON)
+    response_streaming_supported: Mapped[bool] = mapped_column(Boolean, default=True)
+    body_format: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    context_length: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    lifecycle_status: Mapped[str] = mapped_column(String(20), default="ACTIVE")
+
+
+class ModelAliasRow(Timestamps, Base):
+    """A Bedrock model id served by a catalog model. No foreign key: the target may be built in."""
+
+    __tablename__ = "model_aliases"
+
+    alias_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    target_model_id: Mapped[str] = mapped_column(String(200))
+    body_format: Mapped[str | None] = mapped_column(String(20), nullable=True)
+
+
+class ResourceTagRow(Timestamps, Base):
+    """Tags of any resource, by ARN (Bedrock's TagResource / ListTagsForResource)."""
+
+    __tablename__ = "resource_tags"
+
+    resource_arn: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
