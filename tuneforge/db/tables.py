@@ -93,3 +93,73 @@ class ResourceTagRow(Timestamps, Base):
     resource_arn: Mapped[str] = mapped_column(String(1024), primary_key=True)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[str] = mapped_column(String(256))
+
+
+class CustomizationJobRow(Timestamps, Base):
+    """A model customization job (Bedrock CreateModelCustomizationJob). `updated_at` is lastModifiedTime.
+
+    The process columns (pid, pid_started_at, host, heartbeat_at, attempts) let any process tell a live job
+    from one whose process died with its host, and restart or fail it (tuneforge.jobs.service.reconcile).
+    """
+
+    __tablename__ = "customization_jobs"
+
+    job_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    job_arn: Mapped[str] = mapped_column(String(1011), unique=True)
+    job_name: Mapped[str] = mapped_column(String(63), unique=True)
+    client_request_token: Mapped[str | None] = mapped_column(String(256), unique=True, nullable=True)
+    custom_model_name: Mapped[str] = mapped_column(String(63))
+    role_arn: Mapped[str] = mapped_column(String(2048))
+    base_model_id: Mapped[str] = mapped_column(String(200))
+    base_model_arn: Mapped[str] = mapped_column(String(1011))
+    customization_type: Mapped[str] = mapped_column(String(40))
+    hyperparameters: Mapped[dict] = mapped_column(JSON)
+    training_data_uri: Mapped[str] = mapped_column(String(1024))
+    validation_data_uris: Mapped[list[str]] = mapped_column(JSON)
+    output_uri: Mapped[str] = mapped_column(String(1024))
+    kms_key_id: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    job_tags: Mapped[list[dict]] = mapped_column(JSON)
+    custom_model_tags: Mapped[list[dict]] = mapped_column(JSON)
+
+    status: Mapped[str] = mapped_column(String(20), index=True)  # InProgress Completed Failed Stopping Stopped
+    status_details: Mapped[dict] = mapped_column(JSON)  # validation/dataProcessing/training -> status + times
+    failure_message: Mapped[str | None] = mapped_column(String(4096), nullable=True)
+    end_time: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    progress: Mapped[dict] = mapped_column(JSON)  # epoch, step, total steps, loss, tokens/s, ETA
+    training_loss: Mapped[float | None] = mapped_column(nullable=True)
+    validation_loss: Mapped[float | None] = mapped_column(nullable=True)
+    output_model_arn: Mapped[str | None] = mapped_column(String(1011), nullable=True)
+    work_dir: Mapped[str] = mapped_column(String(1024))
+
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pid_started_at: Mapped[float | None] = mapped_column(nullable=True)  # guards against pid reuse
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CustomModelRow(Timestamps, Base):
+    """A model produced by a customization job: its weights (adapter or full) live in `artifact_dir`."""
+
+    __tablename__ = "custom_models"
+
+    model_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    model_arn: Mapped[str] = mapped_column(String(1011), unique=True)
+    model_name: Mapped[str] = mapped_column(String(63), unique=True)
+    job_id: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    job_arn: Mapped[str | None] = mapped_column(String(1011), nullable=True)
+    job_name: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    base_model_id: Mapped[str] = mapped_column(String(200))
+    base_model_arn: Mapped[str] = mapped_column(String(1011))
+    customization_type: Mapped[str] = mapped_column(String(40))
+    hyperparameters: Mapped[dict] = mapped_column(JSON)
+    training_data_uri: Mapped[str] = mapped_column(String(1024))
+    validation_data_uris: Mapped[list[str]] = mapped_column(JSON)
+    output_uri: Mapped[str] = mapped_column(String(1024))
+    training_loss: Mapped[float | None] = mapped_column(nullable=True)
+    validation_loss: Mapped[float | None] = mapped_column(nullable=True)
+    model_status: Mapped[str] = mapped_column(String(20))  # Active | Creating | Failed
+    failure_message: Mapped[str | None] = mapped_column(String(4096), nullable=True)
+    artifact_dir: Mapped[str] = mapped_column(String(1024))
+    artifact_kind: Mapped[str] = mapped_column(String(20))  # adapter | full
+    kms_key_id: Mapped[str | None] = mapped_column(String(2048), nullable=True)
