@@ -13,6 +13,7 @@ import sys
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.rule import Rule
 
 from tuneforge.catalog.builtin import DEFAULT_MODEL_ID
@@ -22,7 +23,7 @@ console = Console()
 
 def step(title: str, *args: str) -> None:
     console.print(Rule(title))
-    console.print(f"[bold cyan]$ tuneforge {shlex.join(args)}[/]")
+    console.print(f"[bold cyan]$ tuneforge {escape(shlex.join(args))}[/]")
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "tuneforge", *args], check=True)
     console.print(f"[dim]({time.perf_counter() - started:.1f}s)[/]")

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     region: str = Field(default_factory=_default_region, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     account_id: str = Field(default="000000000000", pattern=r"^\d{12}$")
+    job_concurrency: int = Field(default=1, ge=1, le=64, description="customization jobs that train at once")
 
     @field_validator("home")
     @classmethod
