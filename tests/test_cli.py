@@ -56,7 +56,7 @@ def test_add_alias_get_and_invoke(home, tiny_model_dir):
     ("args", "code", "needle"),
     [
         (("models", "get", "nope.model-v1"), 3, "no foundation model 'nope.model-v1'"),
-        (("invoke", "nope.model-v1", "hi"), 3, "tuneforge models list"),
+        (("invoke", "nope.model-v1", "hi"), 3, "tuneforge custom-models list"),
         (("models", "add", "x", "/definitely/not/here"), 3, "does not exist"),
         (("models", "add", "x", "Org/some-model"), 1, "HF_HUB_OFFLINE"),
         (("invoke", DEFAULT_MODEL_ID, "--body", '{"prompt": "x", "max_gen_len": 99999}'), 2, "max_gen_len"),

@@ -1,4 +1,4 @@
-"""`tuneforge invoke MODEL PROMPT`: one generation, streamed to the terminal.
+"""`tuneforge invoke MODEL PROMPT`: one generation from a base or custom model, streamed to the terminal.
 
 The model runs in a worker subprocess (tuneforge.inference.worker): this process never imports torch.
 """
@@ -11,9 +11,28 @@ from typing import Annotated, Optional
 import typer
 
 from tuneforge.cli.runtime import catalog, err_console, print_json
+from tuneforge.errors import NotFound
 from tuneforge.inference.bodies import parse_body, render_response
 from tuneforge.inference.client import WorkerProcess
 from tuneforge.inference.params import GenerationRequest, Message, SamplingParams
+
+
+def _resolve(model: str, device: str, dtype: str):
+    """A catalog model, or a custom model (served on its base with its adapter). Locally, custom models are
+    invoked directly; through the Bedrock API they need a provisioned throughput, as in Bedrock."""
+    try:
+        entry = catalog().get(model)
+        return entry, catalog().worker_spec(entry, device=device, dtype=dtype)
+    except NotFound:
+        from tuneforge.cli.jobs import registry
+
+        try:
+            row = registry().get(model)
+        except NotFound:
+            raise NotFound(
+                f"no model {model!r}: see `tuneforge models list` and `tuneforge custom-models list`", field="MODEL"
+            ) from None
+        return catalog().get(row.base_model_id), registry().worker_spec(row, catalog(), device=device, dtype=dtype)
 
 
 def invoke(
@@ -32,7 +51,7 @@ def invoke(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of streaming text.")] = False,
 ) -> None:
     """Generate text with a model; streams tokens as they come."""
-    entry = catalog().get(model)
+    entry, spec = _resolve(model, device, dtype)
     if body is not None:
         if prompt is not None:
             raise typer.BadParameter("give either PROMPT or --body, not both", param_hint="--body")
@@ -51,7 +70,6 @@ def invoke(
             turns = ((Message("system", system),) if system else ()) + (Message("user", prompt),)
             request = GenerationRequest(messages=turns, params=params)
 
-    spec = catalog().worker_spec(entry, device=device, dtype=dtype)
     with WorkerProcess(spec) as worker:
         if body is not None or as_json:
             result = worker.generate(request)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, MetaData, String, TypeDecorator
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, Integer, MetaData, String, TypeDecorator
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Stable constraint names, so migrations generated on SQLite and PostgreSQL agree.
@@ -23,35 +24,54 @@ NAMING_CONVENTION = {
 
 
 def utcnow() -> datetime:
+    """Now, timezone-aware in UTC: the only kind of datetime the tables accept."""
     return datetime.now(timezone.utc)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime on every backend (SQLite stores no zone and would hand back naive values)."""
+    """A timezone-aware UTC datetime on every backend (SQLite stores no zone and would hand back naive values).
+
+    Stored as UTC everywhere, so SQLite's text timestamps still sort and compare correctly. Naive datetimes
+    are refused rather than guessed at.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column: use tuneforge.db.utcnow()")
         return value.astimezone(timezone.utc)
 
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 class Base(DeclarativeBase):
+    """Every table. Its metadata is what the migrations must match (tests/test_db.py checks)."""
+
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def _same_as_created_at(context: DefaultExecutionContext) -> datetime:
+    # A new row was last modified when it was created, to the microsecond (two utcnow() calls differ).
+    return context.get_current_parameters()["created_at"]
+
+
 class Timestamps:
+    """created_at and updated_at (UTC), set by SQLAlchemy on insert and on every ORM or Core update.
+
+    The defaults are Python-side, not server defaults: rows written with raw SQL must set both.
+    """
+
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        UtcDateTime(), default=_same_as_created_at, onupdate=utcnow, nullable=False
+    )
 
 
 class FoundationModelRow(Timestamps, Base):

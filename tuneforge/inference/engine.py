@@ -22,13 +22,19 @@ from tuneforge.inference.params import Delta, GenerationRequest, GenerationResul
 
 
 class LocalEngine:
-    def __init__(self, checkpoint: Path, *, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(self, checkpoint: Path, *, device: str = "auto", dtype: str = "auto", adapter: Path | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
-        self.tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-        self.model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=self.dtype).to(self.device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(adapter or checkpoint)
+        model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=self.dtype)
+        if adapter is not None:
+            from peft import PeftModel
+
+            # merged once at load: generation then runs at the base model's speed
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        self.model = model.to(self.device).eval()
         config = self.model.config
         self.context_length = int(getattr(config, "max_position_embeddings", 0) or 2048)
         eos = self.model.generation_config.eos_token_id if self.model.generation_config else None
@@ -84,7 +90,7 @@ class LocalEngine:
             token = _sample(out.logits[0, -1].float(), params, generator)
             if not generated:
                 first_token_at = time.perf_counter() - started
-            if token in self.eos_ids:
+            if token in self.eos_ids and not params.ignore_eos:
                 reason = StopReason.END
                 break
             generated.append(token)

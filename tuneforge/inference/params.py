@@ -35,6 +35,8 @@ class SamplingParams:
     max_tokens: int = 512
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    # keep generating past the end-of-sequence token (vLLM's ignore_eos): benchmarks need a fixed output length
+    ignore_eos: bool = False
 
     def __post_init__(self) -> None:
         _check_number("temperature", self.temperature, 0.0, 2.0)
@@ -46,6 +48,8 @@ class SamplingParams:
         for s in self.stop:
             if not isinstance(s, str) or not s:
                 raise InvalidInput(f"stop sequences must be non-empty strings, got {s!r}", field="stop")
+        if not isinstance(self.ignore_eos, bool):
+            raise InvalidInput(f"ignore_eos must be true or false, got {self.ignore_eos!r}", field="ignore_eos")
 
 
 def _check_number(name: str, value: object, low: float, high: float) -> None:

@@ -13,6 +13,7 @@ class WorkerSpec:
     gguf: str | None = None
     device: str = "auto"
     dtype: str = "auto"
+    adapter: str | None = None  # a PEFT adapter directory applied on top of `checkpoint`
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -45,7 +45,7 @@ def load_engine(spec: WorkerSpec):
         from tuneforge.catalog.materialize import materialize_gguf
 
         materialize_gguf(Path(spec.gguf), checkpoint)
-    return LocalEngine(checkpoint, device=spec.device, dtype=spec.dtype)
+    return LocalEngine(checkpoint, device=spec.device, dtype=spec.dtype, adapter=Path(spec.adapter) if spec.adapter else None)
 
 
 def serve(spec: WorkerSpec, stdin=sys.stdin, stdout=sys.stdout) -> int:

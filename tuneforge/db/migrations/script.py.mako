@@ -7,8 +7,9 @@ Create Date: ${create_date}
 
 from alembic import op
 import sqlalchemy as sa
-
-${imports if imports else ""}
+% if imports:
+${imports}
+% endif
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}

@@ -1,7 +1,7 @@
 """initial schema: registered models, aliases, tags
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-24 08:38:38.522804
 """
 

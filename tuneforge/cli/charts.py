@@ -1,0 +1,47 @@
+"""Loss curves: in the terminal (plotext) and as a PNG (matplotlib, optional)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+
+from tuneforge.errors import InvalidInput
+
+
+def _series(rows: list[dict], column: str) -> tuple[list[int], list[float]]:
+    return [int(r["step_number"]) for r in rows], [float(r[column]) for r in rows]
+
+
+def loss_chart(training: list[dict], validation: list[dict], *, title: str, width: int = 80, height: int = 20) -> Text:
+    import plotext as plt
+
+    plt.clear_figure()
+    plt.plotsize(width, height)
+    plt.title(title)
+    plt.xlabel("step")
+    plt.plot(*_series(training, "training_loss"), label="training loss", marker="braille")
+    if validation:
+        plt.scatter(*_series(validation, "validation_loss"), label="validation loss", marker="dot")
+    return Text.from_ansi(plt.build())
+
+
+def loss_png(training: list[dict], validation: list[dict], path: Path, *, title: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InvalidInput("writing a PNG needs matplotlib: pip install 'tuneforge[charts]'", field="--png") from None
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    axis.plot(*_series(training, "training_loss"), label="training loss")
+    if validation:
+        axis.plot(*_series(validation, "validation_loss"), "o-", label="validation loss")
+    axis.set_xlabel("step")
+    axis.set_ylabel("loss")
+    axis.set_title(title)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -1,0 +1,234 @@
+"""The process that runs one customization job: `python -m tuneforge.jobs.process JOB_ID`.
+
+Started detached by tuneforge.jobs.runner. Reads top to bottom:
+  wait for a free slot -> validate the data -> tokenize -> train (checkpoints, metrics) -> write Bedrock's
+  output layout -> register the custom model -> Completed.
+SIGTERM (StopModelCustomizationJob) makes training checkpoint and return; the job then ends Stopped.
+Any error ends it Failed with a message that says what to do. A restarted job (after its process died)
+resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+from sqlalchemy import select, update
+
+from tuneforge import storage
+from tuneforge.catalog.checkpoint import check_checkpoint_dir, context_length
+from tuneforge.catalog.entries import Customization
+from tuneforge.catalog.service import Catalog
+from tuneforge.data import DatasetKind, check_combined, load_token_counter, read_records, validate_dataset
+from tuneforge.db import open_database, session_scope, utcnow
+from tuneforge.db.tables import CustomizationJobRow
+from tuneforge.errors import InvalidInput, TuneforgeError
+from tuneforge.jobs import runner
+from tuneforge.jobs.layout import JobOutputs
+from tuneforge.jobs.service import model_family
+from tuneforge.jobs.states import JobStatus, StageStatus, close_open_stages, set_stage
+from tuneforge.registry.service import CustomModelRegistry
+from tuneforge.settings import Settings, load_settings
+from tuneforge.training.hparams import parse_hyperparameters
+from tuneforge.training.trainer import DEFAULT_MAX_LEN, TrainConfig, train
+
+HEARTBEAT_SECONDS = 2.0  # how often progress and the heartbeat reach the database
+SLOT_POLL_SECONDS = 1.0
+
+
+class StopRequested(Exception):
+    pass
+
+
+class JobProcess:
+    def __init__(self, settings: Settings, job_id: str) -> None:
+        self.settings = settings
+        self.sessions = open_database(settings.database_url)
+        self.catalog = Catalog(settings, self.sessions)
+        self.job_id = job_id
+        self.stop_requested = False
+        self._last_beat = 0.0
+        with self.sessions() as session:
+            self.job = session.get(CustomizationJobRow, job_id)
+        if self.job is None:
+            raise SystemExit(f"no customization job {job_id}")
+        self.work_dir = Path(self.job.work_dir)
+        self.outputs = JobOutputs(self.work_dir, self.job.output_uri, job_id)
+
+    # ---- database -------------------------------------------------------------------------------
+    def save(self, **values) -> None:
+        with session_scope(self.sessions) as session:
+            session.execute(update(CustomizationJobRow).where(CustomizationJobRow.job_id == self.job_id).values(updated_at=utcnow(), **values))
+        with self.sessions() as session:
+            self.job = session.get(CustomizationJobRow, self.job_id)
+
+    def stage(self, name: str, status: StageStatus) -> None:
+        self.save(status_details=set_stage(self.job.status_details, name, status, utcnow()))
+
+    def status(self) -> str:
+        with self.sessions() as session:
+            return session.scalar(select(CustomizationJobRow.status).where(CustomizationJobRow.job_id == self.job_id))
+
+    def heartbeat(self, progress: dict | None = None, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_beat >= HEARTBEAT_SECONDS:
+            self._last_beat = now
+            self.save(heartbeat_at=utcnow(), **({"progress": progress} if progress is not None else {}))
+
+    def should_stop(self) -> bool:
+        return self.stop_requested
+
+    # ---- the job --------------------------------------------------------------------------------
+    def run(self) -> None:
+        me = runner.this_process()
+        self.save(pid=me.pid, pid_started_at=me.started_at, host=me.host, heartbeat_at=utcnow())
+        with self.slot():
+            self.train_and_register()
+
+    def slot(self) -> FileLock:
+        """Wait, first come first served, for one of the `job_concurrency` slots; held until the process ends."""
+        slots = self.settings.home / "jobs" / ".slots"
+        slots.mkdir(parents=True, exist_ok=True)
+        while True:
+            if self.stop_requested:
+                raise StopRequested()
+            if self._first_in_queue():
+                for k in range(self.settings.job_concurrency):
+                    lock = FileLock(str(slots / f"slot-{k}.lock"))
+                    try:
+                        lock.acquire(timeout=0)
+                        return lock
+                    except Timeout:
+                        continue
+            self.heartbeat({"phase": "queued"})
+            time.sleep(SLOT_POLL_SECONDS)
+
+    def _first_in_queue(self) -> bool:
+        with self.sessions() as session:
+            waiting = session.scalars(
+                select(CustomizationJobRow)
+                .where(CustomizationJobRow.status == JobStatus.IN_PROGRESS.value)
+                .order_by(CustomizationJobRow.created_at, CustomizationJobRow.job_id)
+            ).all()
+        queued = [j.job_id for j in waiting if j.status_details["validationDetails"]["status"] == StageStatus.NOT_STARTED.value
+                  and runner.is_alive(j.pid, j.pid_started_at, j.host) is not False]
+        return not queued or queued[0] == self.job_id or self.job_id not in queued
+
+    def train_and_register(self) -> None:
+        job = self.job
+        kind = DatasetKind(job.customization_type)
+        resume = self.job.attempts > 1
+
+        # 1. validation: the base model's tokenizer, every problem of every file with its line
+        self.stage("validationDetails", StageStatus.IN_PROGRESS)
+        self.heartbeat({"phase": "validating"}, force=True)
+        spec = self.catalog.worker_spec(self.catalog.get(job.base_model_id))
+        if spec.gguf:
+            from tuneforge.catalog.materialize import materialize_gguf
+
+            materialize_gguf(Path(spec.gguf), Path(spec.checkpoint))
+        checkpoint = Path(spec.checkpoint)
+        hparams = parse_hyperparameters(job.hyperparameters, family=model_family(job.base_model_id))
+        count_tokens = load_token_counter(checkpoint)
+        context = context_length(check_checkpoint_dir(checkpoint)) or DEFAULT_MAX_LEN
+        max_len = hparams.max_sequence_length or min(DEFAULT_MAX_LEN, context)  # as the trainer decides it
+        reports = [validate_dataset(job.training_data_uri, kind, count_tokens=count_tokens, max_sequence_length=max_len, role="training")]
+        reports += [validate_dataset(uri, kind, count_tokens=count_tokens, max_sequence_length=max_len, role="validation")
+                    for uri in job.validation_data_uris]
+        bad = [r for r in reports if not r.ok]
+        combined = check_combined(reports)
+        if bad or combined:
+            message = " ".join(r.failure_message() for r in bad) + "".join(f" {p}" for p in combined)
+            raise InvalidInput(f"the data did not pass validation: {message.strip()}")
+        self.stage("validationDetails", StageStatus.COMPLETED)
+
+        # 2. data processing: read the records the trainer tokenizes
+        self.stage("dataProcessingDetails", StageStatus.IN_PROGRESS)
+        training = list(read_records(job.training_data_uri, kind))
+        validation = [r for uri in job.validation_data_uris for r in read_records(uri, kind)]
+        self.stage("dataProcessingDetails", StageStatus.COMPLETED)
+        if self.stop_requested:
+            raise StopRequested()
+
+        # 3. training (the trainer writes Bedrock's metric CSVs as it goes; they are copied out at the end)
+        self.stage("trainingDetails", StageStatus.IN_PROGRESS)
+        steps_per_epoch = math.ceil(math.ceil(reports[0].records / hparams.batch_size) / hparams.gradient_accumulation_steps)
+        total_steps = steps_per_epoch * hparams.epoch_count
+        started, first_step = time.monotonic(), None
+
+        def on_step(m) -> None:
+            nonlocal first_step
+            done = m.step + 1
+            first_step = m.step if first_step is None else first_step
+            elapsed = time.monotonic() - started
+            self.heartbeat({
+                "phase": "training", "step": done, "totalSteps": total_steps, "epoch": m.epoch + 1,
+                "epochs": hparams.epoch_count, "trainingLoss": m.loss, "tokensPerSecond": m.tokens_per_second,
+                "etaSeconds": elapsed / max(done - first_step, 1) * (total_steps - done),
+            })
+
+        result = train(
+            TrainConfig(base=checkpoint, kind=Customization(kind.value), training=training, output=self.outputs.local,
+                        hparams=hparams, validation=validation or None, resume=resume),
+            on_step=on_step, should_stop=self.should_stop,
+        )
+        self.outputs.upload(log_path=self.work_dir / runner.LOG_NAME)
+        if result.stopped:
+            raise StopRequested()
+        self.stage("trainingDetails", StageStatus.COMPLETED)
+
+        # 4. register the custom model and finish
+        registry = CustomModelRegistry(self.settings, self.sessions)
+        model = registry.register(job, artifact_dir=result.artifact_dir, artifact_kind="adapter" if hparams.method == "lora" else "full",
+                                  training_loss=result.training_loss, validation_loss=result.validation_loss)
+        self.save(
+            status=JobStatus.COMPLETED.value, end_time=utcnow(), output_model_arn=model.model_arn,
+            training_loss=result.training_loss, validation_loss=result.validation_loss,
+            progress={**(self.job.progress or {}), "phase": "completed", "step": result.steps, "totalSteps": result.steps,
+                      "epoch": result.epochs, "etaSeconds": 0.0},
+        )
+        shutil.rmtree(self.outputs.local / "checkpoints", ignore_errors=True)  # the model is registered; free the disk
+
+    def finish(self, status: JobStatus, stage_status: StageStatus, message: str | None = None) -> None:
+        now = utcnow()
+        self.save(status=status.value, end_time=now, failure_message=message,
+                  status_details=close_open_stages(self.job.status_details, stage_status, now))
+
+
+def main(argv: list[str] | None = None) -> int:
+    job_id = (argv or sys.argv[1:])[0]
+    job = JobProcess(load_settings(), job_id)
+
+    def on_term(_signum, _frame) -> None:
+        job.stop_requested = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        job.run()
+        return 0
+    except StopRequested:
+        job.finish(JobStatus.STOPPED, StageStatus.STOPPED)
+        print(f"job {job_id} stopped", flush=True)
+        return 0
+    except TuneforgeError as exc:
+        job.finish(JobStatus.FAILED, StageStatus.FAILED, exc.message)
+        print(f"job {job_id} failed: {exc.message}", flush=True)
+        return 1
+    except MemoryError:
+        job.finish(JobStatus.FAILED, StageStatus.FAILED, "the job ran out of memory: lower batchSize or maxSequenceLength and create it again")
+        return 1
+    except Exception as exc:  # anything else: fail the job with a pointer to its log, never leave it InProgress
+        traceback.print_exc()
+        job.finish(JobStatus.FAILED, StageStatus.FAILED,
+                   f"internal error ({type(exc).__name__}: {exc}); the full trace is in {job.work_dir / runner.LOG_NAME}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""Customization jobs: create, get, list, stop, and recovery of jobs whose process died.
+
+Bedrock's CreateModelCustomizationJob semantics. The HTTP API and the CLI are thin layers over this.
+A created job is stored as InProgress and handed to its own detached process (tuneforge.jobs.process),
+which waits for a free slot, validates the data, trains and registers the custom model.
+`reconcile()` runs whenever a service is built: a job whose process is gone (crash, host restart) is
+restarted from its last checkpoint, up to MAX_ATTEMPTS times, or marked Failed; never left InProgress.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from tuneforge.catalog.entries import Customization
+from tuneforge.catalog.service import Catalog
+from tuneforge.db import session_scope, utcnow
+from tuneforge.db.tables import CustomizationJobRow, CustomModelRow
+from tuneforge.errors import Conflict, InvalidInput, NotFound
+from tuneforge.jobs import runner
+from tuneforge.jobs.spec import JobRequest
+from tuneforge.jobs.states import TERMINAL, JobStatus, StageStatus, check_transition, close_open_stages, initial_details
+from tuneforge.listing import page
+from tuneforge.settings import Settings
+from tuneforge.training.hparams import parse_hyperparameters
+
+MAX_ATTEMPTS = 3  # a job restarted this many times after its process died is failed instead
+STOP_GRACE_SECONDS = 10.0  # a job gets this long to checkpoint and exit before it is killed
+STARTING_GRACE_SECONDS = 60.0  # a job without a pid this fresh is being started, not dead
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_id() -> str:
+    """Bedrock's 12-character resource id ([a-z0-9]{12})."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
+
+
+def model_family(identifier: str) -> str:
+    """Which hyperparameter ranges apply: Bedrock's per-family tables for Llama 2 and Titan ids."""
+    model_id = identifier.rsplit("/", 1)[-1]
+    if model_id.startswith("meta.llama2"):
+        return "llama2"
+    if model_id.startswith("amazon.titan"):
+        return "titan"
+    return "default"
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[CustomizationJobRow]
+    next_token: str | None
+
+
+class JobService:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], catalog: Catalog, *, reconcile: bool = True) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.catalog = catalog
+        if reconcile:
+            self.reconcile()
+
+    def arn(self, base_model_id: str, job_id: str) -> str:
+        s = self.settings
+        return f"arn:aws:bedrock:{s.region}:{s.account_id}:model-customization-job/{base_model_id}/{job_id}"
+
+    # ---- create ---------------------------------------------------------------------------------
+    def create(self, request: JobRequest) -> CustomizationJobRow:
+        if request.client_request_token:
+            with self.sessions() as session:
+                existing = session.scalars(
+                    select(CustomizationJobRow).where(CustomizationJobRow.client_request_token == request.client_request_token)
+                ).first()
+            if existing is not None:  # a retry of a request we already took: same job, not a conflict
+                return existing
+        base = self.catalog.resolve(request.base_model_identifier)
+        if Customization(request.customization_type) not in base.customizations_supported:
+            supported = ", ".join(base.customizations_supported) or "no customization"
+            raise InvalidInput(
+                f"base model {request.base_model_identifier!r} supports {supported}, not {request.customization_type}",
+                field="customizationType",
+            )
+        parse_hyperparameters(request.hyperparameters, family=model_family(request.base_model_identifier))
+        job_id = new_id()
+        now = utcnow()
+        row = CustomizationJobRow(
+            job_id=job_id,
+            job_arn=self.arn(base.model_id, job_id),
+            job_name=request.job_name,
+            client_request_token=request.client_request_token,
+            custom_model_name=request.custom_model_name,
+            role_arn=request.role_arn,
+            base_model_id=request.base_model_identifier if base.model_id != request.base_model_identifier.rsplit("/", 1)[-1] else base.model_id,
+            base_model_arn=self.catalog.get(request.base_model_identifier).arn(self.settings.region),
+            customization_type=request.customization_type,
+            hyperparameters=dict(request.hyperparameters),
+            training_data_uri=request.training_data_uri,
+            validation_data_uris=list(request.validation_data_uris),
+            output_uri=request.output_uri,
+            kms_key_id=request.kms_key_id,
+            job_tags=[{"key": k, "value": v} for k, v in request.job_tags],
+            custom_model_tags=[{"key": k, "value": v} for k, v in request.custom_model_tags],
+            status=JobStatus.IN_PROGRESS.value,
+            status_details=initial_details(now),
+            progress={},
+            work_dir=str(self.settings.home / "jobs" / job_id),
+            attempts=1,
+            heartbeat_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        with session_scope(self.sessions) as session:
+            self._check_names_free(session, request)
+            session.add(row)
+        self._launch(row)
+        return self.get(job_id)
+
+    def _check_names_free(self, session: Session, request: JobRequest) -> None:
+        if session.scalars(select(CustomizationJobRow.job_id).where(CustomizationJobRow.job_name == request.job_name)).first():
+            raise Conflict(f"a customization job named {request.job_name!r} already exists: pick another jobName", field="jobName")
+        taken = session.scalars(select(CustomModelRow.model_id).where(CustomModelRow.model_name == request.custom_model_name)).first()
+        pending = session.scalars(
+            select(CustomizationJobRow.job_id).where(
+                CustomizationJobRow.custom_model_name == request.custom_model_name,
+                CustomizationJobRow.status.in_([JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value]),
+            )
+        ).first()
+        if taken or pending:
+            raise Conflict(
+                f"a custom model named {request.custom_model_name!r} exists or is being trained: pick another customModelName",
+                field="customModelName",
+            )
+
+    def _launch(self, row: CustomizationJobRow) -> None:
+        handle = runner.start(row.job_id, Path(row.work_dir), env={"TUNEFORGE_HOME": str(self.settings.home), "TUNEFORGE_DATABASE_URL": self.settings.database_url})
+        with session_scope(self.sessions) as session:
+            session.execute(
+                update(CustomizationJobRow)
+                .where(CustomizationJobRow.job_id == row.job_id)
+                .values(pid=handle.pid, pid_started_at=handle.started_at, host=handle.host, heartbeat_at=utcnow())
+            )
+
+    # ---- read -----------------------------------------------------------------------------------
+    def get(self, identifier: str) -> CustomizationJobRow:
+        """By job name, id or ARN."""
+        job_id = identifier.rsplit("/", 1)[-1]
+        with self.sessions() as session:
+            row = session.scalars(
+                select(CustomizationJobRow).where(
+                    (CustomizationJobRow.job_arn == identifier)
+                    | (CustomizationJobRow.job_name == identifier)
+                    | (CustomizationJobRow.job_id == job_id)
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"no customization job {identifier!r}: see `tuneforge jobs list`", field="jobIdentifier")
+        return row
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        name_contains: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        ascending: bool = False,
+        max_results: int | None = None,
+        next_token: str | None = None,
+    ) -> JobPage:
+        query = select(CustomizationJobRow)
+        if status:
+            if status not in JobStatus.__members__.values():
+                raise InvalidInput(f"statusEquals must be one of {', '.join(JobStatus)}, got {status!r}", field="statusEquals")
+            query = query.where(CustomizationJobRow.status == status)
+        if name_contains:
+            query = query.where(CustomizationJobRow.job_name.contains(name_contains, autoescape=True))
+        if created_after:
+            query = query.where(CustomizationJobRow.created_at > created_after)
+        if created_before:
+            query = query.where(CustomizationJobRow.created_at < created_before)
+        order = CustomizationJobRow.created_at.asc() if ascending else CustomizationJobRow.created_at.desc()
+        with self.sessions() as session:
+            rows = session.scalars(query.order_by(order, CustomizationJobRow.job_id)).all()
+        items, token = page(rows, max_results=max_results, next_token=next_token)
+        return JobPage(items, token)
+
+    # ---- stop -----------------------------------------------------------------------------------
+    def stop(self, identifier: str, *, wait: bool = True) -> CustomizationJobRow:
+        """Ask the job to stop (it checkpoints and exits); kill its process tree if it does not within seconds."""
+        row = self.get(identifier)
+        check_transition(row.status, JobStatus.STOPPING, job_name=row.job_name)
+        now = utcnow()
+        with session_scope(self.sessions) as session:
+            changed = session.execute(
+                update(CustomizationJobRow)
+                .where(CustomizationJobRow.job_id == row.job_id, CustomizationJobRow.status == JobStatus.IN_PROGRESS.value)
+                .values(status=JobStatus.STOPPING.value, updated_at=now)
+            ).rowcount
+        if not changed:  # it finished (or was stopped) between our read and our write
+            return self.stop(identifier, wait=wait) if self.get(identifier).status == JobStatus.IN_PROGRESS else self.get(identifier)
+        if wait and row.pid is not None:
+            runner.terminate_tree(row.pid, row.pid_started_at, grace_seconds=STOP_GRACE_SECONDS)
+            self._finish_if_dead(self.get(row.job_id))
+        elif row.pid is not None:
+            runner.signal_stop(row.pid, row.pid_started_at)
+        return self.get(row.job_id)
+
+    # ---- recovery -------------------------------------------------------------------------------
+    def reconcile(self) -> list[str]:
+        """Restart or close jobs whose process is gone. Returns the ids it acted on."""
+        with self.sessions() as session:
+            open_jobs = session.scalars(
+                select(CustomizationJobRow).where(CustomizationJobRow.status.in_([JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value]))
+            ).all()
+        acted = []
+        for row in open_jobs:
+            if self._finish_if_dead(row):
+                acted.append(row.job_id)
+        return acted
+
+    def _finish_if_dead(self, row: CustomizationJobRow) -> bool:
+        alive = runner.is_alive(row.pid, row.pid_started_at, row.host)
+        if row.pid is None and row.heartbeat_at is not None and utcnow() - row.heartbeat_at < timedelta(seconds=STARTING_GRACE_SECONDS):
+            alive = True  # created or restarted a moment ago; its process is being started
+        if alive is None:  # another host runs it: trust its heartbeat unless it is very old
+            alive = row.heartbeat_at is not None and utcnow() - row.heartbeat_at < timedelta(minutes=10)
+        if alive:
+            return False
+        now = utcnow()
+        if row.status == JobStatus.STOPPING.value:
+            values = {"status": JobStatus.STOPPED.value, "end_time": now,
+                      "status_details": close_open_stages(row.status_details, StageStatus.STOPPED, now)}
+        elif row.attempts < MAX_ATTEMPTS:
+            values = {"attempts": row.attempts + 1, "pid": None}
+        else:
+            values = {
+                "status": JobStatus.FAILED.value, "end_time": now,
+                "status_details": close_open_stages(row.status_details, StageStatus.FAILED, now),
+                "failure_message": (
+                    f"the job's process ended unexpectedly {row.attempts} times (crash, out of memory or host restart); "
+                    f"see {Path(row.work_dir) / runner.LOG_NAME} and create the job again"
+                ),
+            }
+        same_pid = CustomizationJobRow.pid.is_(None) if row.pid is None else CustomizationJobRow.pid == row.pid
+        with session_scope(self.sessions) as session:
+            # compare-and-set on pid and status: when two processes reconcile at once, only one acts
+            won = session.execute(
+                update(CustomizationJobRow)
+                .where(CustomizationJobRow.job_id == row.job_id, same_pid, CustomizationJobRow.status == row.status)
+                .values(updated_at=now, heartbeat_at=now if "pid" in values else row.heartbeat_at, **values)
+            ).rowcount
+        if won and values.get("pid", 0) is None:
+            self._launch(row)  # resumes from its last checkpoint
+        return bool(won)
+
+
+def is_terminal(row: CustomizationJobRow) -> bool:
+    return JobStatus(row.status) in TERMINAL

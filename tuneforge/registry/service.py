@@ -1,0 +1,122 @@
+"""The custom model registry: models produced by customization jobs, with Bedrock's Get/List/Delete.
+
+A completed job copies its artifact (a PEFT LoRA adapter, or full weights, in safetensors, with the
+tokenizer) into `<home>/custom-models/<modelId>/` and registers it here. Deleting a model removes its files.
+A custom model generates through the same engine as its base (the adapter is applied at load).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tuneforge.catalog.service import Catalog
+from tuneforge.db import session_scope
+from tuneforge.db.tables import CustomizationJobRow, CustomModelRow
+from tuneforge.errors import Conflict, InvalidInput, NotFound
+from tuneforge.inference.spec import WorkerSpec
+from tuneforge.listing import page
+from tuneforge.settings import Settings
+
+MODEL_STATUSES = ("Active", "Creating", "Failed")
+
+
+@dataclass(frozen=True)
+class ModelPage:
+    models: list[CustomModelRow]
+    next_token: str | None
+
+
+class CustomModelRegistry:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
+        self.settings = settings
+        self.sessions = sessions
+
+    @property
+    def root(self) -> Path:
+        return self.settings.home / "custom-models"
+
+    def register(
+        self, job: CustomizationJobRow, *, artifact_dir: Path, artifact_kind: str,
+        training_loss: float | None, validation_loss: float | None,
+    ) -> CustomModelRow:
+        model_id = job.job_id  # one model per job: sharing the id makes the pair easy to follow
+        target = self.root / model_id
+        staging = self.root / f".{model_id}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(artifact_dir, staging)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)  # the artifact appears whole or not at all
+        s = self.settings
+        row = CustomModelRow(
+            model_id=model_id,
+            model_arn=f"arn:aws:bedrock:{s.region}:{s.account_id}:custom-model/{job.base_model_id}/{model_id}",
+            model_name=job.custom_model_name,
+            job_id=job.job_id, job_arn=job.job_arn, job_name=job.job_name,
+            base_model_id=job.base_model_id, base_model_arn=job.base_model_arn,
+            customization_type=job.customization_type, hyperparameters=job.hyperparameters,
+            training_data_uri=job.training_data_uri, validation_data_uris=job.validation_data_uris,
+            output_uri=job.output_uri, training_loss=training_loss, validation_loss=validation_loss,
+            model_status="Active", artifact_dir=str(target), artifact_kind=artifact_kind, kms_key_id=job.kms_key_id,
+        )
+        with session_scope(self.sessions) as session:
+            session.merge(row)  # a job re-run after a crash at this point registers the same model again
+        return self.get(model_id)
+
+    def get(self, identifier: str) -> CustomModelRow:
+        """By model name, id or ARN."""
+        model_id = identifier.rsplit("/", 1)[-1]
+        with self.sessions() as session:
+            row = session.scalars(
+                select(CustomModelRow).where(
+                    (CustomModelRow.model_arn == identifier) | (CustomModelRow.model_name == identifier) | (CustomModelRow.model_id == model_id)
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"no custom model {identifier!r}: see `tuneforge custom-models list`", field="modelIdentifier")
+        return row
+
+    def list(
+        self, *, name_contains: str | None = None, base_model_arn: str | None = None, status: str | None = None,
+        created_after: datetime | None = None, created_before: datetime | None = None, ascending: bool = False,
+        max_results: int | None = None, next_token: str | None = None,
+    ) -> ModelPage:
+        query = select(CustomModelRow)
+        if status:
+            if status not in MODEL_STATUSES:
+                raise InvalidInput(f"modelStatus must be one of {', '.join(MODEL_STATUSES)}, got {status!r}", field="modelStatus")
+            query = query.where(CustomModelRow.model_status == status)
+        if name_contains:
+            query = query.where(CustomModelRow.model_name.contains(name_contains, autoescape=True))
+        if base_model_arn:
+            query = query.where(CustomModelRow.base_model_arn == base_model_arn)
+        if created_after:
+            query = query.where(CustomModelRow.created_at > created_after)
+        if created_before:
+            query = query.where(CustomModelRow.created_at < created_before)
+        order = CustomModelRow.created_at.asc() if ascending else CustomModelRow.created_at.desc()
+        with self.sessions() as session:
+            rows = session.scalars(query.order_by(order, CustomModelRow.model_id)).all()
+        items, token = page(rows, max_results=max_results, next_token=next_token)
+        return ModelPage(items, token)
+
+    def delete(self, identifier: str) -> None:
+        row = self.get(identifier)
+        if row.model_status == "Creating":
+            raise Conflict(f"custom model {row.model_name!r} is still being created", field="modelIdentifier")
+        with session_scope(self.sessions) as session:
+            session.delete(session.get(CustomModelRow, row.model_id))
+        shutil.rmtree(row.artifact_dir, ignore_errors=True)
+
+    def worker_spec(self, row: CustomModelRow, catalog: Catalog, *, device: str = "auto", dtype: str = "auto") -> WorkerSpec:
+        """Load the base model and apply the adapter, or load the full weights."""
+        if row.artifact_kind == "full":
+            return WorkerSpec(row.model_name, row.artifact_dir, None, device, dtype)
+        base = catalog.worker_spec(catalog.get(row.base_model_id), device=device, dtype=dtype)
+        return WorkerSpec(row.model_name, base.checkpoint, base.gguf, device, dtype, adapter=row.artifact_dir)
+

@@ -1,0 +1,178 @@
+"""Bedrock-style hyperparameters (a `dict[str, str]`) parsed once into a typed, frozen `Hyperparameters`.
+
+    parse_hyperparameters({"epochCount": "3", "learningRate": "1e-4"}, family="default")
+
+Every problem is collected and raised together in one `InvalidInput`, one line per key, e.g.
+"hyperParameters.epochCount: must be an integer 1-10, got 'abc'". Unknown keys list the allowed ones.
+
+Bedrock's four keys take the ranges and defaults of the base model's family (bedrock-api.md §2a):
+
+| family  | epochCount     | batchSize     | learningRate                          | learningRateWarmupSteps |
+|---------|----------------|---------------|---------------------------------------|-------------------------|
+| llama2  | 1-10, def 5    | 1 only        | 5e-6-0.1, def 1e-4                    | not accepted (0)        |
+| titan   | 1-10, def 5    | 1-64, def 1   | 0-1, def 1e-5                         | 0-250, def 5            |
+| default | 1-10, def 1    | 1-64, def 8   | 1e-7-0.1, def 2e-4 LoRA / 2e-5 full   | 0-250, def 5            |
+
+"default" is ours, for small open models such as SmolLM2-135M on a CPU: one epoch, 8 records a step, and the
+usual LoRA recipe (rank 16, alpha 32, so the adapter scale alpha/rank is 2; dropout 0.05; every linear layer
+but the LM head). A full fine-tune gets a 10x lower learning rate, as is usual for updating all weights.
+
+Our keys, the same for every family (defaults in `_OURS`): method lora|full, loraRank, loraAlpha,
+loraDropout, loraTargetModules ("all-linear" or comma-separated module names such as q_proj,v_proj),
+maxSequenceLength (default: the model's context, at most 1024), gradientAccumulationSteps, seed, weightDecay, checkpointEveryEpochs.
+
+Limits: Titan's per-batch-size token caps (4,096 tokens at batch 1, 2,048 above) are not enforced here;
+maxSequenceLength is checked against the model's context when training starts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from tuneforge.errors import InvalidInput
+
+Family = Literal["llama2", "titan", "default"]
+Method = Literal["lora", "full"]
+ALL_LINEAR = "all-linear"  # peft's shorthand: every nn.Linear except the output (LM) head
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    epoch_count: int = 1
+    batch_size: int = 8
+    learning_rate: float = 2e-4
+    warmup_steps: int = 5
+    method: Method = "lora"
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: tuple[str, ...] = (ALL_LINEAR,)
+    max_sequence_length: int | None = None  # None: the model's context, at most 1024
+    gradient_accumulation_steps: int = 1
+    seed: int = 42
+    weight_decay: float = 0.0
+    checkpoint_every_epochs: int = 1
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-able values (lists for tuples), as saved next to checkpoints and artifacts."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class _Number:
+    kind: type[int] | type[float]
+    low: float
+    high: float
+    default: int | float | None  # None: decided later (learningRate by the method, maxSequenceLength by the model)
+
+
+_FAMILIES: dict[str, dict[str, _Number]] = {
+    "llama2": {
+        "epochCount": _Number(int, 1, 10, 5),
+        "batchSize": _Number(int, 1, 1, 1),
+        "learningRate": _Number(float, 5e-6, 0.1, 1e-4),
+    },
+    "titan": {
+        "epochCount": _Number(int, 1, 10, 5),
+        "batchSize": _Number(int, 1, 64, 1),
+        "learningRate": _Number(float, 0.0, 1.0, 1e-5),
+        "learningRateWarmupSteps": _Number(int, 0, 250, 5),
+    },
+    "default": {
+        "epochCount": _Number(int, 1, 10, 1),
+        "batchSize": _Number(int, 1, 64, 8),
+        "learningRate": _Number(float, 1e-7, 0.1, None),
+        "learningRateWarmupSteps": _Number(int, 0, 250, 5),
+    },
+}
+
+_OURS: dict[str, _Number] = {
+    "loraRank": _Number(int, 1, 256, 16),
+    "loraAlpha": _Number(int, 1, 1024, 32),
+    "loraDropout": _Number(float, 0.0, 0.5, 0.05),
+    "maxSequenceLength": _Number(int, 16, 32768, None),  # 16: room for a prompt, a word and EOS; 32k: beyond any model we serve
+    "gradientAccumulationSteps": _Number(int, 1, 64, 1),
+    "seed": _Number(int, 0, 2**32 - 1, 42),  # numpy's seed range
+    "weightDecay": _Number(float, 0.0, 1.0, 0.0),
+    "checkpointEveryEpochs": _Number(int, 1, 10, 1),
+}
+_CHOICES = {"method": ("lora", "full")}
+_MODULES = "loraTargetModules"
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+_FIELDS = {  # API name -> Hyperparameters field
+    "epochCount": "epoch_count", "batchSize": "batch_size", "learningRate": "learning_rate",
+    "learningRateWarmupSteps": "warmup_steps", "method": "method", "loraRank": "lora_rank", "loraAlpha": "lora_alpha",
+    "loraDropout": "lora_dropout", _MODULES: "lora_target_modules", "maxSequenceLength": "max_sequence_length",
+    "gradientAccumulationSteps": "gradient_accumulation_steps", "seed": "seed", "weightDecay": "weight_decay",
+    "checkpointEveryEpochs": "checkpoint_every_epochs",
+}
+
+
+def _default_learning_rate(method: str) -> float:
+    return 2e-4 if method == "lora" else 2e-5
+
+
+def _parse_number(key: str, raw: str, spec: _Number) -> tuple[int | float | None, str | None]:
+    """(value, None) or (None, problem)."""
+    noun = "an integer" if spec.kind is int else "a number"
+    span = f"{spec.low:g}" if spec.low == spec.high else f"{spec.low:g}-{spec.high:g}"
+    problem = f"hyperParameters.{key}: must be {noun} {span}, got {raw!r}"
+    try:
+        value = spec.kind(raw.strip())
+    except (ValueError, AttributeError):
+        return None, problem
+    if (isinstance(value, float) and not math.isfinite(value)) or not spec.low <= value <= spec.high:
+        return None, problem
+    return value, None
+
+
+def _parse_modules(raw: str) -> tuple[tuple[str, ...] | None, str | None]:
+    names = tuple(n.strip() for n in raw.split(","))
+    if names == (ALL_LINEAR,) or (names and all(_MODULE_NAME.match(n) for n in names)):
+        return names, None
+    return None, (
+        f"hyperParameters.{_MODULES}: must be {ALL_LINEAR!r} or comma-separated module names such as "
+        f"'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj', got {raw!r}"
+    )
+
+
+def parse_hyperparameters(raw: Mapping[str, str], *, family: Family = "default") -> Hyperparameters:
+    """Check every key against the family's table and our own; raise one InvalidInput naming all bad keys."""
+    if family not in _FAMILIES:
+        raise InvalidInput(f"unknown model family {family!r}: expected one of {', '.join(_FAMILIES)}", field="family")
+    numbers = {**_FAMILIES[family], **_OURS}
+    allowed = [*numbers, *_CHOICES, _MODULES]
+    problems: list[str] = []
+    values: dict[str, object] = {}
+    for key, value in raw.items():
+        if not isinstance(value, str):
+            problems.append(f"hyperParameters.{key}: values are strings (as in Bedrock), got {value!r}")
+        elif key in numbers:
+            parsed, problem = _parse_number(key, value, numbers[key])
+            values[key] = parsed
+            problems += [problem] if problem else []
+        elif key in _CHOICES:
+            values[key] = value.strip()
+            if value.strip() not in _CHOICES[key]:
+                problems.append(f"hyperParameters.{key}: must be one of {', '.join(_CHOICES[key])}, got {value!r}")
+        elif key == _MODULES:
+            values[key], problem = _parse_modules(value)
+            problems += [problem] if problem else []
+        else:
+            problems.append(f"hyperParameters.{key}: unknown for the {family} family; allowed: {', '.join(sorted(allowed))}")
+    if problems:
+        raise InvalidInput("invalid hyperparameters:\n" + "\n".join(problems), field="hyperParameters")
+
+    method = str(values.get("method", "lora"))
+    resolved: dict[str, object] = {"method": method, "lora_target_modules": values.get(_MODULES, (ALL_LINEAR,))}
+    for key, spec in numbers.items():
+        default = _default_learning_rate(method) if key == "learningRate" and spec.default is None else spec.default
+        resolved[_FIELDS[key]] = values.get(key, default)
+    if "learningRateWarmupSteps" not in numbers:  # Llama 2 takes no warmup
+        resolved["warmup_steps"] = 0
+    return Hyperparameters(**resolved)  # type: ignore[arg-type]  # every field was checked above

@@ -1,0 +1,344 @@
+"""The training loop of a customization job: LoRA or full fine-tuning, or continued pre-training, of a causal LM.
+
+    from tuneforge.training import TrainConfig, parse_hyperparameters, train
+    hp = parse_hyperparameters({"epochCount": "3"}, family="default")
+    result = train(TrainConfig(base=Path("ckpt"), kind=Customization.FINE_TUNING, training=records,
+                               output=Path("out"), hparams=hp), on_step=print, should_stop=lambda: False)
+
+It runs in the job's own process (it imports torch) and reads top to bottom: build (model, data, optimizer,
+schedule), resume, then epochs of steps, validation after each epoch, checkpoints, the final artifact.
+
+- Optimizer AdamW (torch defaults: betas 0.9/0.999, eps 1e-8); weight decay on matrices only, not norms or biases.
+- Learning rate: linear warmup over warmupSteps (step s runs at (s+1)/warmup of the peak), then linear decay to
+  1/(steps-warmup) of the peak at the last step. No step runs at zero.
+- Loss: cross entropy summed over every learned token of the accumulation window, divided by their count, so
+  each learned token weighs the same however the examples fall into micro-batches. Gradients clipped to norm 1.0.
+- Precision: fp32 master weights; bf16 autocast where the hardware has it (CPU with AVX512-BF16/AMX, CUDA).
+- Same seed, same data, same machine -> the same losses: the seed drives the LoRA init, dropout and the
+  per-epoch batch order (`data.epoch_batches(seed, epoch)`).
+- Checkpoints `<output>/checkpoints/step-<N>/` (N = steps done) after every checkpointEveryEpochs epochs and
+  on a stop request: trainable weights (PEFT adapter or full model, safetensors), optimizer, scheduler, RNG
+  states and the step, from which the data position follows. Written to a temp dir and renamed; only the
+  newest is kept. `resume=True` continues from it (or starts fresh if there is none) with the same losses.
+- Output: `<output>/model/` (adapter or full model, tokenizer, tuneforge-artifact.json) and Bedrock's metric
+  CSVs (see metrics.py).
+Limits: one process on one device; float16 is refused (it would need loss scaling); examples are held in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tuneforge.catalog.entries import Customization
+from tuneforge.errors import InvalidInput
+from tuneforge.inference.device import pick_device, pick_dtype
+from tuneforge.training.data import IGNORE, Batch, Example, collate, epoch_batches, fine_tuning_examples, pretraining_rows
+from tuneforge.training.hparams import ALL_LINEAR, Hyperparameters
+from tuneforge.training.metrics import TRAINING_COLUMNS, TRAINING_CSV, VALIDATION_COLUMNS, VALIDATION_CSV, MetricsCsv, perplexity
+
+Records = Sequence[Mapping[str, Any]] | Callable[[], Iterable[Mapping[str, Any]]]
+ARTIFACT_FILE = "tuneforge-artifact.json"
+DEFAULT_MAX_LEN = 1024  # maxSequenceLength when not given, capped by the model's context
+MAX_GRAD_NORM = 1.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    base: Path  # a Hugging Face checkpoint directory (config, safetensors, tokenizer)
+    kind: Customization  # FINE_TUNING or CONTINUED_PRE_TRAINING
+    training: Records  # validated records, or a function returning a fresh iterable of them
+    output: Path
+    hparams: Hyperparameters = field(default_factory=Hyperparameters)
+    validation: Records | None = None
+    device: str = "auto"  # auto | cpu | cuda[:N]
+    dtype: str = "auto"  # compute dtype under autocast: auto | bfloat16 | float32
+    resume: bool = False
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    step: int  # optimizer step, from 0
+    epoch: int  # from 0
+    loss: float  # token-weighted over the step's learned tokens
+    perplexity: float
+    learning_rate: float
+    tokens: int  # learned tokens in the step
+    tokens_per_second: float  # input tokens (padding excluded) per second of the step
+    grad_norm: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    training_loss: float | None  # the last step's
+    validation_loss: float | None  # after the last completed epoch
+    steps: int
+    epochs: int  # completed
+    stopped: bool
+    artifact_dir: Path | None  # None when stopped
+    tokens_per_second: float
+    examples: int
+    truncated: int  # fine-tuning examples cut at maxSequenceLength
+
+
+# ---- build ----------------------------------------------------------------------------------------------------------
+def _autocast_dtype(requested: str, device: torch.device) -> torch.dtype | None:
+    if requested == "float16":
+        raise InvalidInput("float16 training needs loss scaling, which tuneforge does not do: use bfloat16 or float32", field="dtype")
+    return torch.bfloat16 if pick_dtype(requested, device) is torch.bfloat16 else None  # None: plain float32
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds CUDA
+
+
+def _build_model(cfg: TrainConfig, checkpoint: Path | None, device: torch.device) -> Any:
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    hp = cfg.hparams
+    full_from_checkpoint = checkpoint is not None and hp.method == "full"
+    source = checkpoint / "model" if full_from_checkpoint else cfg.base
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, attn_implementation="sdpa")
+    if hp.method == "lora":
+        if checkpoint is not None:
+            model = PeftModel.from_pretrained(model, checkpoint / "adapter", is_trainable=True)
+        else:
+            modules = ALL_LINEAR if hp.lora_target_modules == (ALL_LINEAR,) else list(hp.lora_target_modules)
+            lora = LoraConfig(r=hp.lora_rank, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
+                              target_modules=modules, task_type="CAUSAL_LM")
+            try:
+                model = get_peft_model(model, lora)
+            except ValueError as error:  # peft names the modules it could not find
+                raise InvalidInput(f"hyperParameters.loraTargetModules: {error}", field="hyperParameters") from error
+    return model.to(device).train()
+
+
+def _optimizer(model: Any, hp: Hyperparameters) -> torch.optim.AdamW:
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": hp.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},  # norms and biases
+    ]
+    return torch.optim.AdamW(groups, lr=hp.learning_rate)
+
+
+def _schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(total - step, 1) / max(total - warmup, 1)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _examples(cfg: TrainConfig, records: Records, tokenizer: Any, max_len: int, eos_ids: list[int], source: str) -> tuple[list[Example], int]:
+    rows = records() if callable(records) else records
+    if cfg.kind == Customization.CONTINUED_PRE_TRAINING:
+        return pretraining_rows(tokenizer, rows, max_len=max_len, eos_id=eos_ids[0], source=source), 0
+    if cfg.kind == Customization.FINE_TUNING:
+        return fine_tuning_examples(tokenizer, rows, max_len=max_len, eos_ids=eos_ids, source=source)
+    raise InvalidInput(f"customizationType {cfg.kind} is not trained by tuneforge: use FINE_TUNING or CONTINUED_PRE_TRAINING",
+                       field="customizationType")
+
+
+# ---- one step -------------------------------------------------------------------------------------------------------
+def _loss_sum(model: Any, batch: Batch, autocast: torch.dtype | None, device: torch.device) -> torch.Tensor:
+    """Summed cross entropy of the batch's learned tokens; logits are computed at those positions only."""
+    keep = batch.targets != IGNORE
+    with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+        logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids, logits_to_keep=keep, use_cache=False).logits
+    return F.cross_entropy(logits.float(), batch.targets[keep], reduction="sum")
+
+
+@torch.no_grad()
+def _validation_loss(model: Any, examples: list[Example], batch_size: int, pad_id: int,
+                     autocast: torch.dtype | None, device: torch.device) -> float:
+    model.eval()
+    total = tokens = 0.0
+    examples = sorted(examples, key=lambda e: len(e.input_ids))  # similar lengths together: little padding
+    for start in range(0, len(examples), batch_size):
+        batch = collate(examples[start : start + batch_size], pad_id=pad_id).to(device)
+        total += _loss_sum(model, batch, autocast, device).item()
+        tokens += batch.target_tokens
+    model.train()
+    return total / max(tokens, 1)
+
+
+# ---- checkpoints ----------------------------------------------------------------------------------------------------
+def latest_checkpoint(output: Path) -> Path | None:
+    done = [p for p in (output / "checkpoints").glob("step-*") if (p / "trainer_state.json").exists()]
+    return max(done, key=lambda p: int(p.name.removeprefix("step-")), default=None)
+
+
+def _save_checkpoint(output: Path, step: int, state: dict[str, Any], model: Any, optimizer: torch.optim.Optimizer,
+                     scheduler: torch.optim.lr_scheduler.LambdaLR, lora: bool) -> Path:
+    final = output / "checkpoints" / f"step-{step}"
+    if not final.exists():  # a stop request right after an epoch's checkpoint finds it written
+        tmp = output / "checkpoints" / f".tmp-step-{step}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp / ("adapter" if lora else "model"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+               "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        rng["numpy"] = (rng["numpy"][0], torch.from_numpy(rng["numpy"][1].astype(np.int64)), *rng["numpy"][2:])
+        torch.save(rng, tmp / "rng.pt")
+        (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))  # written last: marks it complete
+        tmp.rename(final)
+    for old in (output / "checkpoints").glob("step-*"):
+        if old != final:
+            shutil.rmtree(old)
+    return final
+
+
+def _restore(checkpoint: Path, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR,
+             expected: dict[str, Any]) -> dict[str, Any]:
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    changed = [k for k in expected if state.get(k) != expected[k]]
+    if changed:
+        raise InvalidInput(
+            f"the checkpoint {checkpoint} was written by a run with different {', '.join(changed)}: resume with the "
+            "same hyperparameters and data, or start over without resume", field="resume",
+        )
+    optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
+    rng = torch.load(checkpoint / "rng.pt", weights_only=True)
+    random.setstate(rng["python"])
+    np.random.set_state((rng["numpy"][0], rng["numpy"][1].numpy().astype(np.uint32), *rng["numpy"][2:]))
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"]:
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return state
+
+
+def _save_artifact(cfg: TrainConfig, model: Any, tokenizer: Any, summary: dict[str, Any]) -> Path:
+    final, tmp = cfg.output / "model", cfg.output / ".tmp-model"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)  # LoRA: adapter_model.safetensors + adapter_config.json; full: the whole model
+    tokenizer.save_pretrained(tmp)
+    artifact = {"base": str(cfg.base), "method": cfg.hparams.method, "customizationType": str(cfg.kind),
+                "hyperparameters": cfg.hparams.to_dict(), **summary}
+    (tmp / ARTIFACT_FILE).write_text(json.dumps(artifact, indent=1))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+# ---- train ----------------------------------------------------------------------------------------------------------
+def train(
+    cfg: TrainConfig,
+    *,
+    on_step: Callable[[StepMetrics], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    from transformers import AutoTokenizer
+
+    hp = cfg.hparams
+    lora = hp.method == "lora"
+    device = pick_device(cfg.device)
+    autocast = _autocast_dtype(cfg.dtype, device)
+    checkpoint = latest_checkpoint(cfg.output) if cfg.resume else None
+    _seed(hp.seed)
+
+    # ---- model and data
+    tokenizer = AutoTokenizer.from_pretrained(cfg.base)
+    model = _build_model(cfg, checkpoint, device)
+    context = int(getattr(model.config, "max_position_embeddings", 0) or DEFAULT_MAX_LEN)
+    max_len = hp.max_sequence_length or min(DEFAULT_MAX_LEN, context)
+    if max_len > context:
+        raise InvalidInput(f"hyperParameters.maxSequenceLength: {max_len} is longer than the model's context of {context}: "
+                           f"use at most {context}", field="hyperParameters")
+    eos = model.generation_config.eos_token_id if model.generation_config else None
+    eos_ids = [tokenizer.eos_token_id] + [e for e in (eos if isinstance(eos, list) else [eos]) if e not in (None, tokenizer.eos_token_id)]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    examples, truncated = _examples(cfg, cfg.training, tokenizer, max_len, eos_ids, "training")
+    if not examples:
+        raise InvalidInput("the training data holds no example to learn from", field="trainingDataConfig")
+    validation = _examples(cfg, cfg.validation, tokenizer, max_len, eos_ids, "validation")[0] if cfg.validation is not None else []
+    lengths = [len(e.input_ids) for e in examples]
+
+    # ---- optimizer, schedule, position
+    micro_batches = math.ceil(len(examples) / hp.batch_size)
+    steps_per_epoch = math.ceil(micro_batches / hp.gradient_accumulation_steps)
+    total_steps = steps_per_epoch * hp.epoch_count
+    optimizer = _optimizer(model, hp)
+    scheduler = _schedule(optimizer, hp.warmup_steps, total_steps)
+    identity = {"hyperparameters": hp.to_dict(), "examples": len(examples), "kind": str(cfg.kind)}
+    step = _restore(checkpoint, optimizer, scheduler, identity)["step"] if checkpoint else 0
+    resumed_from = step - 1 if checkpoint else None  # metric rows past it are replayed, so dropped
+    train_csv = MetricsCsv(cfg.output / TRAINING_CSV, TRAINING_COLUMNS, keep_through_step=resumed_from)
+    val_csv = MetricsCsv(cfg.output / VALIDATION_CSV, VALIDATION_COLUMNS, keep_through_step=resumed_from) if validation else None
+
+    def save(at: int) -> Path:
+        state = {**identity, "step": at, "epoch": at // steps_per_epoch, "step_in_epoch": at % steps_per_epoch}
+        return _save_checkpoint(cfg.output, at, state, model, optimizer, scheduler, lora)
+
+    # ---- loop
+    loss = val_loss = None
+    seen_tokens, busy = 0, 0.0
+    stopped = False
+    params = [p for p in model.parameters() if p.requires_grad]
+    for epoch in range(step // steps_per_epoch, hp.epoch_count):
+        batches = epoch_batches(lengths, batch_size=hp.batch_size, seed=hp.seed, epoch=epoch)
+        for in_epoch in range(step % steps_per_epoch, steps_per_epoch):
+            if should_stop is not None and should_stop():
+                save(step)
+                stopped = True
+                break
+            started = time.perf_counter()
+            accumulate = hp.gradient_accumulation_steps
+            window = [
+                collate([examples[i] for i in b], pad_id=pad_id).to(device)
+                for b in batches[in_epoch * accumulate : (in_epoch + 1) * accumulate]
+            ]
+            learned = sum(b.target_tokens for b in window)
+            total = 0.0
+            for batch in window:
+                loss_sum = _loss_sum(model, batch, autocast, device)
+                (loss_sum / learned).backward()
+                total += loss_sum.item()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM).item()
+            learning_rate = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            elapsed = time.perf_counter() - started
+            tokens = sum(b.tokens for b in window)
+            seen_tokens, busy = seen_tokens + tokens, busy + elapsed
+            loss = total / learned
+            train_csv.write(step, epoch, loss)
+            if on_step is not None:
+                on_step(StepMetrics(step, epoch, loss, perplexity(loss), learning_rate, learned, tokens / elapsed, grad_norm))
+            step += 1
+        if stopped:
+            break
+        if validation:
+            val_loss = _validation_loss(model, validation, hp.batch_size, pad_id, autocast, device)
+            val_csv.write(step - 1, epoch, val_loss)
+        if (epoch + 1) % hp.checkpoint_every_epochs == 0:
+            save(step)
+    train_csv.close()
+    if val_csv is not None:
+        val_csv.close()
+
+    summary = {"steps": step, "trainingLoss": loss, "validationLoss": val_loss}
+    artifact = None if stopped else _save_artifact(cfg, model, tokenizer, summary)
+    return TrainResult(
+        training_loss=loss, validation_loss=val_loss, steps=step, epochs=step // steps_per_epoch, stopped=stopped,
+        artifact_dir=artifact, tokens_per_second=seen_tokens / busy if busy else 0.0, examples=len(examples),
+        truncated=truncated,
+    )
