@@ -22,7 +22,7 @@ def _resolve(model: str, device: str, dtype: str):
     invoked directly; through the Bedrock API they need a provisioned throughput, as in Bedrock."""
     try:
         entry = catalog().get(model)
-        return entry, catalog().worker_spec(entry, device=device, dtype=dtype)
+        return entry, catalog().worker_spec(entry, device=device, dtype=dtype), lambda: None
     except NotFound:
         from tuneforge.cli.jobs import registry
 
@@ -32,7 +32,8 @@ def _resolve(model: str, device: str, dtype: str):
             raise NotFound(
                 f"no model {model!r}: see `tuneforge models list` and `tuneforge custom-models list`", field="MODEL"
             ) from None
-        return catalog().get(row.base_model_id), registry().worker_spec(row, catalog(), device=device, dtype=dtype)
+        spec = registry().worker_spec(row, catalog(), device=device, dtype=dtype)
+        return catalog().get(row.base_model_id), spec, lambda: registry().release(spec)
 
 
 def invoke(
@@ -51,7 +52,7 @@ def invoke(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of streaming text.")] = False,
 ) -> None:
     """Generate text with a model; streams tokens as they come."""
-    entry, spec = _resolve(model, device, dtype)
+    entry, spec, release = _resolve(model, device, dtype)
     if body is not None:
         if prompt is not None:
             raise typer.BadParameter("give either PROMPT or --body, not both", param_hint="--body")
@@ -70,7 +71,11 @@ def invoke(
             turns = ((Message("system", system),) if system else ()) + (Message("user", prompt),)
             request = GenerationRequest(messages=turns, params=params)
 
-    with WorkerProcess(spec) as worker:
+    try:
+        worker = WorkerProcess(spec)
+    finally:
+        release()  # an encrypted model's decrypted copy is needed only while the worker loads it
+    with worker:
         if body is not None or as_json:
             result = worker.generate(request)
             print_json(render_response(result, entry.body_format) if body is not None else vars(result))

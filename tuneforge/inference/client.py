@@ -1,12 +1,19 @@
-"""Talk to a model worker process (tuneforge.inference.worker) from a process that must not import torch."""
+"""Talk to a model worker process (tuneforge.inference.worker) from a process that must not import torch.
+
+Thread-safe: many threads may stream from one worker at once; a reader thread routes each answer line to the
+request it belongs to. If the worker dies, every request in flight fails at once with ModelFailure (which
+callers may retry), none hangs.
+"""
 
 from __future__ import annotations
 
 import itertools
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -15,6 +22,7 @@ from tuneforge.inference.params import Delta, GenerationRequest, GenerationResul
 from tuneforge.inference.spec import WorkerSpec
 
 _ERRORS = {name: getattr(errors, name) for name in errors.__all__}
+_DEAD = {"event": "dead"}  # put on every waiting queue when the worker's stdout closes
 
 
 @dataclass(frozen=True)
@@ -31,49 +39,95 @@ def _raise(payload: dict) -> None:
 
 
 class WorkerProcess:
-    """One worker subprocess serving one model; requests are answered one at a time.
+    """One worker subprocess serving one model. Its stderr goes to this process's stderr (or `stderr`)."""
 
-    Its stderr (loading progress, tracebacks) goes to this process's stderr so the user sees it.
-    """
-
-    def __init__(self, spec: WorkerSpec, *, env: dict[str, str] | None = None) -> None:
+    def __init__(self, spec: WorkerSpec, *, env: dict[str, str] | None = None, stderr=None) -> None:
         self.spec = spec
         self._ids = itertools.count(1)
+        self._pending: dict[int, queue.Queue] = {}
+        self._lock = threading.Lock()
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "tuneforge.inference.worker", "--spec", spec.to_json()],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1,
             env={**os.environ, **(env or {})},
         )
-        ready = self._read()
+        ready = self._read_line()
         if ready.get("event") != "ready":
             self.close()
             _raise(ready)
         self.info = WorkerInfo(ready["load_seconds"], ready["device"], ready["dtype"], ready["context_length"])
+        self._reader = threading.Thread(target=self._route, name=f"worker-reader-{spec.model_id}", daemon=True)
+        self._reader.start()
 
-    def _read(self) -> dict:
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def alive(self) -> bool:
+        return self._proc.poll() is None and self._reader.is_alive()
+
+    def _read_line(self) -> dict:
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline()
         if not line:
             code = self._proc.wait()
-            raise errors.ModelFailure(
-                f"the model worker for {self.spec.model_id} exited with code {code}; see the output above, then retry"
-            )
+            return {"event": "error", "type": "ModelFailure",
+                    "message": f"the model worker for {self.spec.model_id} exited with code {code} while loading; see its log"}
         return json.loads(line)
+
+    def _route(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            event = json.loads(line)
+            with self._lock:
+                target = self._pending.get(event.get("id"))
+            if target is not None:
+                target.put(event)
+        with self._lock:  # stdout closed: the worker is gone
+            waiting = list(self._pending.values())
+        for target in waiting:
+            target.put(_DEAD)
 
     def stream(self, request: GenerationRequest) -> Iterator[Delta]:
         rid = next(self._ids)
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(json.dumps({"id": rid, "request": request.to_dict(), "stream": True}) + "\n")
-        self._proc.stdin.flush()
-        while True:
-            event = self._read()
-            if event["event"] == "delta":
-                yield Delta(event["text"])
-            elif event["event"] == "done":
-                yield Delta("", GenerationResult.from_dict(event["result"]))
-                return
-            else:
-                _raise(event)
+        answers: queue.Queue = queue.Queue()
+        with self._lock:
+            self._pending[rid] = answers
+        finished = False
+        try:
+            self._send({"id": rid, "request": request.to_dict(), "stream": True})
+            while True:
+                event = answers.get()
+                if event["event"] == "delta":
+                    yield Delta(event["text"])
+                elif event["event"] == "done":
+                    finished = True
+                    yield Delta("", GenerationResult.from_dict(event["result"]))
+                    return
+                elif event is _DEAD:
+                    finished = True
+                    raise errors.ModelFailure(
+                        f"the model worker for {self.spec.model_id} stopped while answering (exit code "
+                        f"{self._proc.poll()}); the request can be retried"
+                    )
+                else:
+                    finished = True
+                    _raise(event)
+        finally:
+            with self._lock:
+                self._pending.pop(rid, None)
+            if not finished:  # the caller went away mid-stream: free the batch slot
+                self._send({"id": rid, "op": "cancel"}, quiet=True)
+
+    def _send(self, payload: dict, *, quiet: bool = False) -> None:
+        try:
+            with self._lock:
+                assert self._proc.stdin is not None
+                self._proc.stdin.write(json.dumps(payload) + "\n")
+                self._proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            if not quiet:
+                raise errors.ModelFailure(f"the model worker for {self.spec.model_id} is not running; the request can be retried") from None
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         for delta in self.stream(request):
@@ -83,13 +137,20 @@ class WorkerProcess:
 
     def close(self) -> None:
         if self._proc.poll() is None:
-            if self._proc.stdin:
-                self._proc.stdin.close()
+            try:
+                if self._proc.stdin:
+                    self._proc.stdin.close()
+            except OSError:
+                pass
             try:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+
+    def kill(self) -> None:
+        self._proc.kill()
+        self._proc.wait()
 
     def __enter__(self) -> "WorkerProcess":
         return self

@@ -14,6 +14,8 @@ class WorkerSpec:
     device: str = "auto"
     dtype: str = "auto"
     adapter: str | None = None  # a PEFT adapter directory applied on top of `checkpoint`
+    max_batch_size: int = 8  # sequences decoded together (continuous batching)
+    max_queue: int = 64  # requests waiting beyond that are refused with Throttled (back-pressure)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

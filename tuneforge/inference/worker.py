@@ -1,11 +1,13 @@
-"""A model worker process: loads one model and answers generation requests as JSON lines.
+"""A model worker process: loads one model and serves concurrent generation requests as JSON lines.
 
     python -m tuneforge.inference.worker --spec '{"checkpoint": "...", ...}'
 
 Protocol (one JSON object per line): the worker first prints {"event": "ready", ...} (or "error") on stdout.
-Each request {"id", "request": GenerationRequest.to_dict(), "stream": bool} is answered by zero or more
-{"id", "event": "delta", "text"} lines and one {"id", "event": "done", "result"} or
-{"id", "event": "error", "type", "message", "field"} line. Logs and progress go to stderr.
+Requests {"id", "request": GenerationRequest.to_dict(), "stream": bool} may arrive at any time and are
+batched together (tuneforge.serving.batch_engine); {"id", "op": "cancel"} drops one. Each request is answered
+by zero or more {"id", "event": "delta", "text"} lines and one {"id", "event": "done", "result"} or
+{"id", "event": "error", "type", "message", "field"} line; answers of different requests interleave.
+Logs and progress go to stderr.
 
 Keeping the model in its own process keeps torch out of the API and CLI processes, and a crash here
 cannot take them down.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 import traceback
 from dataclasses import asdict
@@ -26,9 +29,18 @@ from tuneforge.inference.params import GenerationRequest
 from tuneforge.inference.spec import WorkerSpec
 
 
-def _send(out, payload: dict) -> None:
-    out.write(json.dumps(payload) + "\n")
-    out.flush()
+class _Output:
+    """stdout shared by the request threads: one whole line at a time."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.lock = threading.Lock()
+
+    def send(self, payload: dict) -> None:
+        line = json.dumps(payload) + "\n"
+        with self.lock:
+            self.stream.write(line)
+            self.stream.flush()
 
 
 def _error_payload(exc: BaseException) -> dict:
@@ -38,14 +50,32 @@ def _error_payload(exc: BaseException) -> dict:
 
 
 def load_engine(spec: WorkerSpec):
-    from tuneforge.inference.engine import LocalEngine
+    from tuneforge.serving.batch_engine import BatchEngine
 
     checkpoint = Path(spec.checkpoint)
     if spec.gguf:
         from tuneforge.catalog.materialize import materialize_gguf
 
         materialize_gguf(Path(spec.gguf), checkpoint)
-    return LocalEngine(checkpoint, device=spec.device, dtype=spec.dtype, adapter=Path(spec.adapter) if spec.adapter else None)
+    return BatchEngine(
+        checkpoint, device=spec.device, dtype=spec.dtype, adapter=Path(spec.adapter) if spec.adapter else None,
+        max_batch_size=spec.max_batch_size, max_queue=spec.max_queue,
+    )
+
+
+def _forward(out: _Output, rid, handle, stream: bool, handles: dict) -> None:
+    try:
+        for delta in handle:
+            if stream and delta.text:
+                out.send({"id": rid, "event": "delta", "text": delta.text})
+            if delta.result is not None:
+                out.send({"id": rid, "event": "done", "result": asdict(delta.result)})
+    except Exception as exc:  # the request's own failure goes to its caller, not to the worker
+        out.send({"id": rid, **_error_payload(exc)})
+        if not isinstance(exc, TuneforgeError):
+            traceback.print_exc(file=sys.stderr)
+    finally:
+        handles.pop(rid, None)
 
 
 def serve(spec: WorkerSpec, stdin=sys.stdin, stdout=sys.stdout) -> int:
@@ -53,38 +83,40 @@ def serve(spec: WorkerSpec, stdin=sys.stdin, stdout=sys.stdout) -> int:
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+    out = _Output(stdout)
     started = time.perf_counter()
     try:
         engine = load_engine(spec)
     except BaseException as exc:  # report why loading failed, then exit non-zero
-        _send(stdout, _error_payload(exc))
+        out.send(_error_payload(exc))
         if not isinstance(exc, TuneforgeError):
             traceback.print_exc(file=sys.stderr)
         return 1
-    _send(stdout, {
+    out.send({
         "event": "ready", "load_seconds": round(time.perf_counter() - started, 3),
         "device": str(engine.device), "dtype": str(engine.dtype).removeprefix("torch."),
         "context_length": engine.context_length,
     })
-    for line in stdin:
-        if not line.strip():
-            continue
-        message = json.loads(line)
-        rid = message.get("id")
-        try:
-            request = GenerationRequest.from_dict(message["request"])
-            if message.get("stream"):
-                for delta in engine.stream(request):
-                    if delta.text:
-                        _send(stdout, {"id": rid, "event": "delta", "text": delta.text})
-                    if delta.result is not None:
-                        _send(stdout, {"id": rid, "event": "done", "result": asdict(delta.result)})
-            else:
-                _send(stdout, {"id": rid, "event": "done", "result": asdict(engine.generate(request))})
-        except Exception as exc:  # one bad request must not end the worker
-            _send(stdout, {"id": rid, **_error_payload(exc)})
-            if not isinstance(exc, TuneforgeError):
-                traceback.print_exc(file=sys.stderr)
+    handles: dict = {}
+    try:
+        for line in stdin:
+            if not line.strip():
+                continue
+            message = json.loads(line)
+            rid = message.get("id")
+            if message.get("op") == "cancel":
+                if rid in handles:
+                    handles[rid].cancel()
+                continue
+            try:
+                handle = engine.submit(GenerationRequest.from_dict(message["request"]))
+            except Exception as exc:  # invalid or throttled: answered at once, the worker goes on
+                out.send({"id": rid, **_error_payload(exc)})
+                continue
+            handles[rid] = handle
+            threading.Thread(target=_forward, args=(out, rid, handle, bool(message.get("stream")), handles), daemon=True).start()
+    finally:
+        engine.close()
     return 0
 
 

@@ -193,7 +193,9 @@ class JobProcess:
             progress={**(self.job.progress or {}), "phase": "completed", "step": result.steps, "totalSteps": result.steps,
                       "epoch": result.epochs, "etaSeconds": 0.0},
         )
-        shutil.rmtree(self.outputs.local / "checkpoints", ignore_errors=True)  # the model is registered; free the disk
+        # the model is registered (encrypted when asked): drop the plaintext copies and checkpoints
+        shutil.rmtree(self.outputs.local / "checkpoints", ignore_errors=True)
+        shutil.rmtree(result.artifact_dir, ignore_errors=True)
 
     def finish(self, status: JobStatus, stage_status: StageStatus, message: str | None = None) -> None:
         now = utcnow()

@@ -27,6 +27,7 @@ from tuneforge.jobs import runner
 from tuneforge.jobs.spec import JobRequest
 from tuneforge.jobs.states import TERMINAL, JobStatus, StageStatus, check_transition, close_open_stages, initial_details
 from tuneforge.listing import page
+from tuneforge.registry.keyring import get_key
 from tuneforge.settings import Settings
 from tuneforge.training.hparams import parse_hyperparameters
 
@@ -86,6 +87,8 @@ class JobService:
                 field="customizationType",
             )
         parse_hyperparameters(request.hyperparameters, family=model_family(request.base_model_identifier))
+        if request.kms_key_id:  # a missing key fails the request now, not after hours of training
+            get_key(self.settings.home, request.kms_key_id)
         job_id = new_id()
         now = utcnow()
         row = CustomizationJobRow(

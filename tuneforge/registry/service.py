@@ -3,6 +3,11 @@
 A completed job copies its artifact (a PEFT LoRA adapter, or full weights, in safetensors, with the
 tokenizer) into `<home>/custom-models/<modelId>/` and registers it here. Deleting a model removes its files.
 A custom model generates through the same engine as its base (the adapter is applied at load).
+
+A job with a `kms_key_id` stores its artifact encrypted under that keyring key (tuneforge.registry.crypto,
+tuneforge.registry.keyring). `worker_spec()` then decrypts it into `<home>/run/<modelId>/<random>/` (0700)
+for a worker to load; whoever asked for the spec removes that copy with `release()` once the worker has
+loaded the model or exited, and `delete()` removes any copies left (a crashed caller's).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from tuneforge.db.tables import CustomizationJobRow, CustomModelRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound
 from tuneforge.inference.spec import WorkerSpec
 from tuneforge.listing import page
+from tuneforge.registry.crypto import decrypt_dir, encrypt_dir
+from tuneforge.registry.keyring import get_key
 from tuneforge.settings import Settings
 
 MODEL_STATUSES = ("Active", "Creating", "Failed")
@@ -41,15 +48,24 @@ class CustomModelRegistry:
     def root(self) -> Path:
         return self.settings.home / "custom-models"
 
+    @property
+    def run_root(self) -> Path:
+        """Decrypted copies of encrypted models, one directory per model id."""
+        return self.settings.home / "run"
+
     def register(
         self, job: CustomizationJobRow, *, artifact_dir: Path, artifact_kind: str,
         training_loss: float | None, validation_loss: float | None,
     ) -> CustomModelRow:
         model_id = job.job_id  # one model per job: sharing the id makes the pair easy to follow
+        key = get_key(self.settings.home, job.kms_key_id) if job.kms_key_id else None  # NotFound before any file is written
         target = self.root / model_id
         staging = self.root / f".{model_id}.partial"
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(artifact_dir, staging)
+        if key is None:
+            shutil.copytree(artifact_dir, staging)
+        else:
+            encrypt_dir(artifact_dir, staging, key, context=model_id)  # the model id binds the files to this model
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)  # the artifact appears whole or not at all
         s = self.settings
@@ -112,11 +128,28 @@ class CustomModelRegistry:
         with session_scope(self.sessions) as session:
             session.delete(session.get(CustomModelRow, row.model_id))
         shutil.rmtree(row.artifact_dir, ignore_errors=True)
+        shutil.rmtree(self.run_root / row.model_id, ignore_errors=True)  # a worker still running keeps its open files
 
     def worker_spec(self, row: CustomModelRow, catalog: Catalog, *, device: str = "auto", dtype: str = "auto") -> WorkerSpec:
-        """Load the base model and apply the adapter, or load the full weights."""
+        """Load the base model and apply the adapter, or load the full weights.
+
+        For an encrypted model the spec points at a fresh plaintext copy: pass the spec to `release()` when done.
+        """
         if row.artifact_kind == "full":
-            return WorkerSpec(row.model_name, row.artifact_dir, None, device, dtype)
+            return WorkerSpec(row.model_name, self._plaintext(row), None, device, dtype)
         base = catalog.worker_spec(catalog.get(row.base_model_id), device=device, dtype=dtype)
-        return WorkerSpec(row.model_name, base.checkpoint, base.gguf, device, dtype, adapter=row.artifact_dir)
+        return WorkerSpec(row.model_name, base.checkpoint, base.gguf, device, dtype, adapter=self._plaintext(row))
+
+    def release(self, spec: WorkerSpec) -> None:
+        """Remove the decrypted copy `worker_spec()` made for an encrypted model; a no-op for any other spec."""
+        run_root = self.run_root.resolve()
+        for path in (spec.adapter, spec.checkpoint):
+            if path and Path(path).resolve().is_relative_to(run_root):  # never a base model's checkpoint
+                shutil.rmtree(path, ignore_errors=True)
+
+    def _plaintext(self, row: CustomModelRow) -> str:
+        if not row.kms_key_id:
+            return row.artifact_dir
+        key = get_key(self.settings.home, row.kms_key_id)
+        return str(decrypt_dir(Path(row.artifact_dir), self.run_root / row.model_id, key, context=row.model_id))
 

@@ -65,6 +65,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda[:N]
     dtype: str = "auto"  # compute dtype under autocast: auto | bfloat16 | float32
     resume: bool = False
+    threads: int | None = None  # CPU threads for torch (process-wide); None keeps torch's default, one per core
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,8 @@ def train(
     device = pick_device(cfg.device)
     autocast = _autocast_dtype(cfg.dtype, device)
     checkpoint = latest_checkpoint(cfg.output) if cfg.resume else None
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     _seed(hp.seed)
 
     # ---- model and data

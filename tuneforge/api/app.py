@@ -1,0 +1,47 @@
+"""The HTTP server: Bedrock's REST API on one port (more protocols join as they are built).
+
+`build_app(settings)` lists, top to bottom, everything the server is made of. Services are built once in the
+lifespan and kept on `app.state`. The server process never imports torch: models run in worker processes and
+training in job processes.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tuneforge import __version__
+from tuneforge.api.aws import protocol
+from tuneforge.api.aws.errors import error_response
+from tuneforge.api.bedrock import control, runtime
+from tuneforge.api.services import Services
+from tuneforge.settings import Settings
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+async def not_implemented(request: Request) -> Response:
+    # boto3 turns this into a ClientError with a clear message instead of a parse failure
+    return error_response("InternalFailure", 501, f"{request.method} {request.url.path} is not implemented by tuneforge {__version__}")
+
+
+def build_app(settings: Settings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        app.state.services = Services.build(settings)
+        yield
+        app.state.services.close()
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        *protocol.routes("bedrock", control.HANDLERS),
+        *protocol.routes("bedrock-runtime", runtime.HANDLERS),
+        Route("/{path:path}", not_implemented, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

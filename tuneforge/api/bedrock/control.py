@@ -1,0 +1,128 @@
+"""The `bedrock` control plane: foundation models, customization jobs, custom models.
+
+Each handler parses nothing itself (tuneforge.api.aws.protocol did, from botocore's model), calls one service
+function and shapes the reply like Bedrock's output shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from tuneforge.api.services import services
+from tuneforge.catalog.entries import Customization, InferenceType, Modality
+from tuneforge.errors import InvalidInput
+from tuneforge.jobs.spec import JobRequest
+from tuneforge.jobs.views import job_detail, job_summary, model_detail, model_summary
+
+
+def _enum(cls, value: str | None, field: str):
+    if value is None:
+        return None
+    try:
+        return cls(value)
+    except ValueError:
+        raise InvalidInput(f"{field} must be one of {', '.join(m.value for m in cls)}, got {value!r}", field=field) from None
+
+
+def _sort_ascending(params: dict[str, Any]) -> bool:
+    if params.get("sortBy", "CreationTime") != "CreationTime":
+        raise InvalidInput("sortBy must be CreationTime", field="sortBy")
+    order = params.get("sortOrder", "Descending")
+    if order not in ("Ascending", "Descending"):
+        raise InvalidInput(f"sortOrder must be Ascending or Descending, got {order!r}", field="sortOrder")
+    return order == "Ascending"
+
+
+def list_foundation_models(request: Request, params: dict[str, Any]) -> dict:
+    s = services(request)
+    models = s.catalog.list(
+        provider=params.get("byProvider"),
+        customization=_enum(Customization, params.get("byCustomizationType"), "byCustomizationType"),
+        inference_type=_enum(InferenceType, params.get("byInferenceType"), "byInferenceType"),
+        output_modality=_enum(Modality, params.get("byOutputModality"), "byOutputModality"),
+    )
+    return {"modelSummaries": [m.to_summary(s.settings.region) for m in models]}
+
+
+def get_foundation_model(request: Request, params: dict[str, Any]) -> dict:
+    s = services(request)
+    return {"modelDetails": s.catalog.get(params["modelIdentifier"]).to_summary(s.settings.region)}
+
+
+def create_model_customization_job(request: Request, params: dict[str, Any]) -> dict:
+    validation = (params.get("validationDataConfig") or {}).get("validators") or []
+    job = services(request).jobs.create(JobRequest(
+        job_name=params["jobName"],
+        custom_model_name=params["customModelName"],
+        role_arn=params["roleArn"],
+        base_model_identifier=params["baseModelIdentifier"],
+        customization_type=params.get("customizationType", "FINE_TUNING"),
+        training_data_uri=params["trainingDataConfig"].get("s3Uri", ""),
+        validation_data_uris=tuple(v["s3Uri"] for v in validation),
+        output_uri=params["outputDataConfig"]["s3Uri"],
+        hyperparameters=params.get("hyperParameters") or {},
+        client_request_token=params.get("clientRequestToken"),
+        kms_key_id=params.get("customModelKmsKeyId"),
+        job_tags=tuple((t["key"], t["value"]) for t in params.get("jobTags") or []),
+        custom_model_tags=tuple((t["key"], t["value"]) for t in params.get("customModelTags") or []),
+    ))
+    return {"jobArn": job.job_arn}
+
+
+def get_model_customization_job(request: Request, params: dict[str, Any]) -> dict:
+    return job_detail(services(request).jobs.get(params["jobIdentifier"]))
+
+
+def list_model_customization_jobs(request: Request, params: dict[str, Any]) -> dict:
+    found = services(request).jobs.list(
+        status=params.get("statusEquals"), name_contains=params.get("nameContains"),
+        created_after=params.get("creationTimeAfter"), created_before=params.get("creationTimeBefore"),
+        ascending=_sort_ascending(params), max_results=params.get("maxResults"), next_token=params.get("nextToken"),
+    )
+    reply: dict[str, Any] = {"modelCustomizationJobSummaries": [job_summary(j) for j in found.jobs]}
+    if found.next_token:
+        reply["nextToken"] = found.next_token
+    return reply
+
+
+def stop_model_customization_job(request: Request, params: dict[str, Any]) -> dict:
+    services(request).jobs.stop(params["jobIdentifier"], wait=False)
+    return {}
+
+
+def get_custom_model(request: Request, params: dict[str, Any]) -> dict:
+    return model_detail(services(request).registry.get(params["modelIdentifier"]))
+
+
+def list_custom_models(request: Request, params: dict[str, Any]) -> dict:
+    s = services(request)
+    found = s.registry.list(
+        name_contains=params.get("nameContains"), base_model_arn=params.get("baseModelArnEquals") or params.get("foundationModelArnEquals"),
+        status=params.get("modelStatus"), created_after=params.get("creationTimeAfter"),
+        created_before=params.get("creationTimeBefore"), ascending=_sort_ascending(params),
+        max_results=params.get("maxResults"), next_token=params.get("nextToken"),
+    )
+    reply: dict[str, Any] = {"modelSummaries": [model_summary(m, s.catalog.get(m.base_model_id).model_name) for m in found.models]}
+    if found.next_token:
+        reply["nextToken"] = found.next_token
+    return reply
+
+
+def delete_custom_model(request: Request, params: dict[str, Any]) -> dict:
+    services(request).registry.delete(params["modelIdentifier"])
+    return {}
+
+
+HANDLERS = {
+    "ListFoundationModels": list_foundation_models,
+    "GetFoundationModel": get_foundation_model,
+    "CreateModelCustomizationJob": create_model_customization_job,
+    "GetModelCustomizationJob": get_model_customization_job,
+    "ListModelCustomizationJobs": list_model_customization_jobs,
+    "StopModelCustomizationJob": stop_model_customization_job,
+    "GetCustomModel": get_custom_model,
+    "ListCustomModels": list_custom_models,
+    "DeleteCustomModel": delete_custom_model,
+}

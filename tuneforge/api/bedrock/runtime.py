@@ -1,0 +1,175 @@
+"""`bedrock-runtime`: InvokeModel, InvokeModelWithResponseStream, Converse, ConverseStream.
+
+A foundation model (id, ARN or alias) is served on demand by the server's worker pool, with the body family of
+its catalog entry. Custom models are invoked through a provisioned throughput, as in Bedrock.
+Streams use AWS event-stream framing; an error after the first event travels as an exception event.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from tuneforge.api import eventstream
+from tuneforge.api.services import Services, services
+from tuneforge.catalog.entries import BodyFormat
+from tuneforge.errors import InvalidInput, NotFound, Throttled, TuneforgeError
+from tuneforge.inference.bodies import parse_body, render_response, render_stream_chunk
+from tuneforge.inference.client import WorkerProcess
+from tuneforge.inference.params import Delta, GenerationRequest, Message, SamplingParams, StopReason
+
+_CONVERSE_REASON = {StopReason.END: "end_turn", StopReason.LENGTH: "max_tokens", StopReason.STOP_SEQUENCE: "stop_sequence"}
+
+
+def target(s: Services, model_id: str) -> tuple[WorkerProcess, BodyFormat]:
+    """The worker serving `model_id` and the body family it speaks."""
+    if ":custom-model/" in model_id or _is_custom_model_name(s, model_id):
+        raise InvalidInput(
+            f"{model_id!r} is a custom model: invoke it through a provisioned throughput "
+            "(CreateProvisionedModelThroughput, then use its provisionedModelArn as modelId)", field="modelId",
+        )
+    try:
+        entry = s.catalog.get(model_id)
+    except NotFound:
+        raise NotFound(f"no model {model_id!r} to invoke: see ListFoundationModels, or register it with `tuneforge models add`", field="modelId") from None
+    resolved = s.catalog.resolve(entry.model_id)
+    worker = s.pool.get(f"foundation:{resolved.model_id}", lambda: s.catalog.worker_spec(resolved))
+    return worker, entry.body_format
+
+
+def _is_custom_model_name(s: Services, model_id: str) -> bool:
+    try:
+        s.registry.get(model_id)
+        return True
+    except NotFound:
+        return False
+
+
+def _stream_events(worker: WorkerProcess, request: GenerationRequest) -> Iterator[Delta]:
+    """Start generating and return the stream once its first delta is there, so early errors are HTTP errors."""
+    deltas = worker.stream(request)
+    first = next(deltas)
+
+    def chain() -> Iterator[Delta]:
+        yield first
+        yield from deltas
+
+    return chain()
+
+
+# ---- InvokeModel ----------------------------------------------------------------------------------
+def invoke_model(request: Request, params: dict[str, Any]) -> Response:
+    worker, fmt = target(services(request), params["modelId"])
+    result = worker.generate(parse_body(params.get("body") or b"", fmt))
+    return Response(json.dumps(render_response(result, fmt)), media_type="application/json")
+
+
+def invoke_model_with_response_stream(request: Request, params: dict[str, Any]) -> Response:
+    worker, fmt = target(services(request), params["modelId"])
+    generation = parse_body(params.get("body") or b"", fmt)
+    started = time.perf_counter()
+    deltas = _stream_events(worker, generation)
+    first_byte = time.perf_counter() - started
+
+    def frames() -> Iterator[bytes]:
+        # the prompt's token count is known once the result arrives: intermediate chunks carry None for it,
+        # and a running count of deltas (exact in the last chunk)
+        tokens, first = 0, True
+        try:
+            for delta in deltas:
+                result = delta.result
+                if result is None and not delta.text:
+                    continue
+                tokens = result.completion_tokens if result else tokens + 1
+                chunk = render_stream_chunk(delta, fmt, first=first, prompt_tokens=result.prompt_tokens if result else None, tokens_so_far=tokens)
+                if result is not None:
+                    chunk["amazon-bedrock-invocationMetrics"] = {
+                        "inputTokenCount": result.prompt_tokens, "outputTokenCount": result.completion_tokens,
+                        "invocationLatency": int((time.perf_counter() - started) * 1000), "firstByteLatency": int(first_byte * 1000),
+                    }
+                first = False
+                yield eventstream.chunk_event(chunk)
+        except TuneforgeError as exc:
+            yield _stream_error(exc)
+
+    return _event_stream_response(frames(), headers={"X-Amzn-Bedrock-Content-Type": "application/json"})
+
+
+def _stream_error(exc: TuneforgeError) -> bytes:
+    member = "throttlingException" if isinstance(exc, Throttled) else "modelStreamErrorException"
+    return eventstream.exception_event(member, exc.message)
+
+
+def _event_stream_response(frames: Iterator[bytes], headers: dict[str, str] | None = None) -> StreamingResponse:
+    return StreamingResponse(frames, media_type="application/vnd.amazon.eventstream", headers=headers)
+
+
+# ---- Converse -------------------------------------------------------------------------------------
+def _converse_request(params: dict[str, Any]) -> GenerationRequest:
+    messages: list[Message] = [Message("system", "\n".join(b["text"] for b in params.get("system") or [] if "text" in b))] if params.get("system") else []
+    for i, message in enumerate(params["messages"]):
+        texts = []
+        for j, block in enumerate(message["content"]):
+            if set(block) != {"text"}:
+                raise InvalidInput(f"messages[{i}].content[{j}]: only text content blocks are supported, got {sorted(block)}", field=f"messages[{i}].content")
+            texts.append(block["text"])
+        messages.append(Message(message["role"], "\n".join(texts)))
+    config = params.get("inferenceConfig") or {}
+    return GenerationRequest(messages=tuple(messages), params=SamplingParams(
+        temperature=config.get("temperature", 0.7), top_p=config.get("topP", 0.9),
+        max_tokens=config.get("maxTokens", 512), stop=tuple(config.get("stopSequences") or ()),
+    ))
+
+
+def converse(request: Request, params: dict[str, Any]) -> dict:
+    worker, _ = target(services(request), params["modelId"])
+    started = time.perf_counter()
+    result = worker.generate(_converse_request(params))
+    return {
+        "output": {"message": {"role": "assistant", "content": [{"text": result.text}]}},
+        "stopReason": _CONVERSE_REASON[result.stop_reason],
+        "usage": {"inputTokens": result.prompt_tokens, "outputTokens": result.completion_tokens,
+                  "totalTokens": result.prompt_tokens + result.completion_tokens},
+        "metrics": {"latencyMs": int((time.perf_counter() - started) * 1000)},
+    }
+
+
+def converse_stream(request: Request, params: dict[str, Any]) -> Response:
+    worker, _ = target(services(request), params["modelId"])
+    generation = _converse_request(params)
+    started = time.perf_counter()
+    deltas = _stream_events(worker, generation)
+
+    def frames() -> Iterator[bytes]:
+        yield eventstream.event("messageStart", {"role": "assistant"})
+        try:
+            for delta in deltas:
+                if delta.text:
+                    yield eventstream.event("contentBlockDelta", {"delta": {"text": delta.text}, "contentBlockIndex": 0})
+                if delta.result is not None:
+                    result = delta.result
+                    yield eventstream.event("contentBlockStop", {"contentBlockIndex": 0})
+                    yield eventstream.event("messageStop", {"stopReason": _CONVERSE_REASON[result.stop_reason]})
+                    yield eventstream.event("metadata", {
+                        "usage": {"inputTokens": result.prompt_tokens, "outputTokens": result.completion_tokens,
+                                  "totalTokens": result.prompt_tokens + result.completion_tokens},
+                        "metrics": {"latencyMs": int((time.perf_counter() - started) * 1000)},
+                    })
+        except TuneforgeError as exc:
+            yield _stream_error(exc)
+
+    return _event_stream_response(frames())
+
+
+HANDLERS = {
+    "InvokeModel": invoke_model,
+    "InvokeModelWithResponseStream": invoke_model_with_response_stream,
+    "Converse": converse,
+    "ConverseStream": converse_stream,
+}
