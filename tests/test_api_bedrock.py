@@ -9,9 +9,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.api_server import Server, ShapeChecker, client
+from tests.test_jobs import stop_unfinished
 from tuneforge.catalog.builtin import DEFAULT_MODEL_ID
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database
+from tuneforge.jobs.service import JobService
 from tuneforge.settings import load_settings
 
 ROLE = "arn:aws:iam::123456789012:role/tuneforge-test"
@@ -27,6 +29,7 @@ def server(tmp_path_factory, tiny_model_dir):
     srv = Server(home)
     yield srv
     srv.stop()
+    stop_unfinished(JobService(settings, open_database(settings.database_url), catalog))
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,15 @@ def env(tmp_path, monkeypatch, tiny_model_dir):
     sessions = open_database(settings.database_url)
     catalog = Catalog(settings, sessions)
     catalog.add("tiny", str(tiny_model_dir))
-    return settings, JobService(settings, sessions, catalog), CustomModelRegistry(settings, sessions)
+    jobs = JobService(settings, sessions, catalog)
+    yield settings, jobs, CustomModelRegistry(settings, sessions)
+    stop_unfinished(jobs)
+
+
+def stop_unfinished(jobs: JobService) -> None:
+    """Job processes outlive their caller by design: a test must not leave them training in the background."""
+    for row in jobs.list(status="InProgress").jobs:
+        jobs.stop(row.job_id)
 
 
 def write_jsonl(path: Path, records: list[dict]) -> str:
