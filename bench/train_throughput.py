@@ -9,8 +9,8 @@ first `--records` DialogSum training dialogues (`../shared/data/dialogsum/train.
 $TUNEFORGE_SHARED_DATA/dialogsum/), prompt = the reference prompt + dialogue + "\\n\\nSummary: ", completion =
 the summary (only the completion is learned, on both sides).
 - Ours: `train()` with Bedrock-style hyperparameters {"batchSize": "4", "epochCount": "1"}; everything else our
-  defaults (LoRA r16/alpha 32/dropout 0.05 on every linear layer, lr 2e-4, dtype auto = bf16 autocast over fp32
-  weights where the CPU has native bf16).
+  defaults (the LoRA rank, alpha, dropout and target modules of `Hyperparameters`, printed in the header; lr 2e-4;
+  dtype auto = bf16 autocast over fp32 weights where the CPU has native bf16).
 - TRL: `SFTTrainer(model=<checkpoint dir>, peft_config=<the same LoraConfig>)` with `SFTConfig` defaults except
   per_device_train_batch_size=4, num_train_epochs=1, our learning rate, use_cpu=True (without it transformers
   refuses bf16 on a machine without a GPU) and what running offline without side
@@ -23,6 +23,8 @@ Timing (model load, tokenization and saving excluded on both sides):
   that rate. train() loads the model and saves the artifact around the loop, so timing the whole call would mix
   those in, and timing between on_step callbacks would lose the first step (TRL's first step is counted).
 - TRL: wall time of `trainer.train()` (its dataloader setup and callbacks included: small next to 16 steps).
+- CPU seconds (process time, all threads) of the same span, ours the whole train() call (load and save add about
+  2 s): on a shared machine this is steadier than wall time, as it leaves out time spent waiting for a core.
 - Real tokens: non-padding input tokens of the epoch. Ours: the examples `train()` builds (the same
   `fine_tuning_examples` call, so the same tokenization and max length). TRL: the lengths of its tokenized
   dataset (`input_ids`, already cut at max_length), i.e. the attention mask summed over the epoch. Learned tokens
@@ -39,7 +41,10 @@ Also printed: the 6N convention, 6 x (all matmul weights, head included) x every
 LoRA run must compute. Gradient checkpointing's recomputed forward (TRL) is hardware work, not model FLOPs, so
 neither figure counts it.
 Limits: other load on the machine slows both sides, unevenly if it changes between them: the load average is
-printed before each phase. One epoch of 64 records is 16 steps, so the first step's warm-up weighs in.
+printed before each phase. On a CPU busier than its cores, OpenMP's default spin-waiting makes every parallel
+region wait for descheduled threads (measured: a 256-token forward 1.3 s alone vs 9-18 s at load 9 on 2 cores);
+run with OMP_WAIT_POLICY=PASSIVE (read when torch loads, so set it in the environment) or --threads 1 there.
+One epoch of 64 records is 16 steps, so the first step's warm-up weighs in.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -148,13 +154,20 @@ def run_ours(checkpoint: Path, records: list[dict[str, str]]) -> dict[str, objec
     examples, _ = fine_tuning_examples(tokenizer, records, max_len=max_len, eos_ids=[tokenizer.eos_token_id])
     lengths = [len(e.input_ids) for e in examples]
     steps = []
+
+    def on_step(m) -> None:
+        steps.append(m)
+        print(f"ours: step {m.step + 1}, {m.tokens_per_second:.1f} tokens/s, loss {m.loss:.3f}", file=sys.stderr)
+
     with tempfile.TemporaryDirectory(prefix="tuneforge-bench-") as out:
+        cpu = time.process_time()
         result = train(TrainConfig(base=checkpoint, kind=Customization.FINE_TUNING, training=records,
-                                   output=Path(out), hparams=hp), on_step=steps.append)
+                                   output=Path(out), hparams=hp), on_step=on_step)
+        cpu = time.process_time() - cpu
     real = sum(lengths)
     dtype = pick_dtype("auto", torch.device("cpu"))
     return {"side": "tuneforge", "dtype": "bf16 autocast" if dtype is torch.bfloat16 else "fp32", "bf16": dtype is torch.bfloat16,
-            "steps": result.steps, "real": real, "seconds": real / result.tokens_per_second, "lengths": lengths,
+            "steps": result.steps, "real": real, "seconds": real / result.tokens_per_second, "cpu": cpu, "lengths": lengths,
             "learned": sum(s.tokens for s in steps), "loss": result.training_loss, "lr": hp.learning_rate, "hp": hp}
 
 
@@ -173,13 +186,13 @@ def run_trl(checkpoint: Path, records: list[dict[str, str]], hp) -> dict[str, ob
         trainer = SFTTrainer(model=str(checkpoint), args=args, train_dataset=Dataset.from_list(records), peft_config=lora)
         lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]  # already cut at max_length
         learned = sum(sum(label != -100 for label in labels) for labels in trainer.train_dataset["labels"])
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         output = trainer.train()
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     bf16 = trainer.accelerator.mixed_precision == "bf16"
     dtype = ("bf16 autocast" if bf16 else "fp32") + (" + grad ckpt" if args.gradient_checkpointing else "")
     return {"side": "TRL SFTTrainer", "dtype": dtype, "bf16": bf16, "steps": output.global_step, "real": sum(lengths),
-            "seconds": seconds, "lengths": lengths, "learned": learned, "loss": output.training_loss}
+            "seconds": seconds, "cpu": cpu, "lengths": lengths, "learned": learned, "loss": output.training_loss}
 
 
 # ---- main -----------------------------------------------------------------------------------------------------------
@@ -187,7 +200,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=64, help="first N DialogSum training dialogues")
     parser.add_argument("--skip-trl", action="store_true", help="measure our side only")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: torch's)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if os.getloadavg()[0] > os.cpu_count():
+        print(f"warning: load average {load()} on {os.cpu_count()} CPUs: other processes will slow both sides; "
+              "with OpenMP's default busy waiting a loaded CPU can slow training ~10x (OMP_WAIT_POLICY=PASSIVE helps)")
     records = dialogsum_records(args.records)
     checkpoint = default_checkpoint()
     loads = {"start": load()}
@@ -201,16 +219,22 @@ def main() -> None:
     loads["end"] = load()
     flops = flop_counter(checkpoint, ours["hp"].lora_rank)
 
-    print(f"model: {DEFAULT_MODEL_ID}, {len(records)} DialogSum records, LoRA r{ours['hp'].lora_rank}, batch "
-          f"{ours['hp'].batch_size}, 1 epoch, lr {ours['lr']:g}, torch threads {torch.get_num_threads()}")
+    hp = ours["hp"]
+    print(f"model: {DEFAULT_MODEL_ID}, {len(records)} DialogSum records, LoRA r{hp.lora_rank} alpha {hp.lora_alpha} "
+          f"dropout {hp.lora_dropout:g} on {','.join(hp.lora_target_modules)}, batch {hp.batch_size}, 1 epoch, lr {ours['lr']:g}")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()} of {os.cpu_count()} CPUs, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
     print("load average (1/5/15 min): " + "; ".join(f"{k} {v}" for k, v in loads.items()))
-    print(f"{'side':16}{'dtype':28}{'steps':>6}{'real tok':>10}{'learned':>9}{'seconds':>9}{'tok/s':>9}{'loss':>8}")
+    print(f"{'side':16}{'dtype':27}{'steps':>6}{'real tok':>9}{'learned':>8}{'seconds':>9}{'tok/s':>8}"
+          f"{'cpu s':>8}{'tok/cpu-s':>10}{'loss':>7}")
     for r in rows:
-        print(f"{r['side']:16}{r['dtype']:28}{r['steps']:>6}{r['real']:>10}{r['learned']:>9}{r['seconds']:>9.1f}"
-              f"{r['real'] / r['seconds']:>9.1f}{r['loss']:>8.3f}")
+        print(f"{r['side']:16}{r['dtype']:27}{r['steps']:>6}{r['real']:>9}{r['learned']:>8}{r['seconds']:>9.1f}"
+              f"{r['real'] / r['seconds']:>8.1f}{r['cpu']:>8.1f}{r['real'] / r['cpu']:>10.1f}{r['loss']:>7.3f}")
     if len(rows) == 2:
         ratio = (ours["real"] / ours["seconds"]) / (rows[1]["real"] / rows[1]["seconds"])
-        print(f"ratio ours/TRL (real tokens/s): {ratio:.2f}  (target >= 2.5: {'met' if ratio >= 2.5 else 'NOT met'})")
+        cpu_ratio = (ours["real"] / ours["cpu"]) / (rows[1]["real"] / rows[1]["cpu"])
+        print(f"ratio ours/TRL (real tokens/s): {ratio:.2f}  (target >= 2.5: {'met' if ratio >= 2.5 else 'NOT met'}); "
+              f"per CPU second: {cpu_ratio:.2f}")
     print(f"peak matmul {PEAK_SIZE}^3: bf16 {peaks['bf16']:.0f} GFLOP/s, fp32 {peaks['fp32']:.0f} GFLOP/s")
     for r in rows:
         achieved = flops(r["lengths"], r["learned"]) / r["seconds"] / 1e9

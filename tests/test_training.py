@@ -260,17 +260,24 @@ def test_resume_gives_the_same_losses_as_an_uninterrupted_run(base: Path, tmp_pa
 
 
 def test_gradient_accumulation_weighs_every_token_the_same(base: Path, tmp_path: Path) -> None:
-    """One batch of 8 or 8 micro-batches of 1 accumulated: the same window, so the same losses and updates."""
+    """A batch of 8, 8 accumulated micro-batches of 1, or 8 forward passes of one row: the same window of
+    (different-length) examples, so the same losses and updates."""
     hp = {"epochCount": "3", "learningRateWarmupSteps": "0", "loraDropout": "0"}  # dropout masks depend on shapes
     whole = [s.loss for s in run(base, tmp_path / "a", {**hp, "batchSize": "8"}, dtype="float32")[1]]
     accumulated = [s.loss for s in run(base, tmp_path / "b", {**hp, "batchSize": "1", "gradientAccumulationSteps": "8"}, dtype="float32")[1]]
-    assert whole == pytest.approx(accumulated, rel=1e-5)
+    split = [s.loss for s in run(base, tmp_path / "c", {**hp, "batchSize": "8"}, dtype="float32", tokens_per_forward=1)[1]]
+    assert whole == pytest.approx(accumulated, rel=1e-5) and whole == pytest.approx(split, rel=1e-5)
 
 
 def test_resume_refuses_other_hyperparameters(base: Path, tmp_path: Path) -> None:
     run(base, tmp_path, {"epochCount": "1"}, should_stop=lambda: True)
     with pytest.raises(InvalidInput, match="different hyperparameters"):
         run(base, tmp_path, {"epochCount": "2"}, resume=True)
+
+
+def test_unknown_lora_target_module_is_invalid_input(base: Path, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="loraTargetModules"):
+        run(base, tmp_path, {"loraTargetModules": "nope_proj"})
 
 
 def test_full_fine_tuning_writes_full_weights(base: Path, tmp_path: Path) -> None:

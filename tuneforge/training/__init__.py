@@ -14,10 +14,10 @@ from tuneforge.training.metrics import TRAINING_CSV, VALIDATION_CSV, MetricsCsv
 
 _LAZY = {  # name -> module under tuneforge.training; these import torch
     "IGNORE": "data", "Batch": "data", "Example": "data", "chat_example": "data", "collate": "data",
-    "epoch_batches": "data", "fine_tuning_examples": "data", "pretraining_rows": "data",
+    "epoch_batches": "data", "fine_tuning_examples": "data", "forward_chunks": "data", "pretraining_rows": "data",
     "prompt_completion_example": "data",
     "ARTIFACT_FILE": "trainer", "StepMetrics": "trainer", "TrainConfig": "trainer", "TrainResult": "trainer",
-    "latest_checkpoint": "trainer", "train": "trainer",
+    "TOKENS_PER_FORWARD": "trainer", "latest_checkpoint": "trainer", "train": "trainer",
 }
 
 
@@ -30,6 +30,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ARTIFACT_FILE",
     "IGNORE",
+    "TOKENS_PER_FORWARD",
     "TRAINING_CSV",
     "VALIDATION_CSV",
     "Batch",
@@ -45,6 +46,7 @@ __all__ = [
     "collate",
     "epoch_batches",
     "fine_tuning_examples",
+    "forward_chunks",
     "latest_checkpoint",
     "parse_hyperparameters",
     "pretraining_rows",
