@@ -89,9 +89,9 @@ def parsed_without_metadata(parsed: dict) -> dict:
     return {k: v for k, v in parsed.items() if k != "ResponseMetadata"}
 
 
-def client(service: str, url: str):
+def client(service: str, url: str, config=None):
     session = botocore.session.get_session()
     return session.create_client(
         service, region_name="us-east-1", endpoint_url=url,
-        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
+        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret", config=config,
     )

@@ -1,10 +1,13 @@
-"""`tuneforge invoke MODEL PROMPT`: one generation from a base or custom model, streamed to the terminal.
+"""`tuneforge invoke MODEL PROMPT`: one generation from a base or custom model or a deployment, streamed.
 
-The model runs in a worker subprocess (tuneforge.inference.worker): this process never imports torch.
+A base or custom model runs in a worker subprocess started here (tuneforge.inference.worker): this process never
+imports torch. A provisioned model (deployment) is served by the running `tuneforge serve`, so it is invoked
+through the server's Bedrock API.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Annotated, Optional
 
@@ -37,7 +40,7 @@ def _resolve(model: str, device: str, dtype: str):
 
 
 def invoke(
-    model: Annotated[str, typer.Argument(help="Model id, alias or foundation-model ARN.")],
+    model: Annotated[str, typer.Argument(help="Model id, alias or ARN, a custom model, or a deployment (provisioned model).")],
     prompt: Annotated[Optional[str], typer.Argument(help="The prompt ('-' reads stdin). Omit with --body.")] = None,
     system: Annotated[Optional[str], typer.Option(help="System prompt (chat mode).")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Send the prompt as plain text, without the chat template.")] = False,
@@ -51,17 +54,24 @@ def invoke(
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of streaming text.")] = False,
 ) -> None:
-    """Generate text with a model; streams tokens as they come."""
+    """Generate text with a model or a deployment; streams tokens as they come."""
+    if body is not None and prompt is not None:
+        raise typer.BadParameter("give either PROMPT or --body, not both", param_hint="--body")
+    if body is None and prompt is None:
+        raise typer.BadParameter("a PROMPT is required (or --body)", param_hint="PROMPT")
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    from tuneforge.cli.deployments import deployments
+
+    deployment = deployments().find(model)
+    if deployment is not None:
+        _invoke_deployment(deployment.provisioned_model_arn, prompt, body, system=system, raw=raw, max_tokens=max_tokens,
+                           temperature=temperature, top_p=top_p, stop=stop or [], as_json=as_json)
+        return
     entry, spec, release = _resolve(model, device, dtype)
     if body is not None:
-        if prompt is not None:
-            raise typer.BadParameter("give either PROMPT or --body, not both", param_hint="--body")
         request = parse_body(body, entry.body_format)
     else:
-        if prompt is None:
-            raise typer.BadParameter("a PROMPT is required (or --body)", param_hint="PROMPT")
-        if prompt == "-":
-            prompt = sys.stdin.read()
         params = SamplingParams(
             temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=tuple(stop or ()), seed=seed
         )
@@ -92,3 +102,35 @@ def invoke(
         f"[dim]{result.prompt_tokens} prompt + {result.completion_tokens} generated tokens, stop: {result.stop_reason.value}, "
         f"{rate:.1f} tokens/s on {worker.info.device} ({worker.info.dtype}), first token {result.first_token_seconds:.2f}s[/]"
     )
+
+
+def _invoke_deployment(arn: str, prompt: str | None, body: str | None, *, system: str | None, raw: bool, max_tokens: int,
+                       temperature: float, top_p: float, stop: list[str], as_json: bool) -> None:
+    from tuneforge.cli.remote import runtime_client, server_errors
+
+    client = runtime_client()
+    with server_errors():
+        if body is not None:
+            print_json(json.loads(client.invoke_model(modelId=arn, body=body)["body"].read()))
+            return
+        if raw:  # plain text: a Llama 2 body, which the server does not wrap in a chat template unless it has [INST]
+            reply = client.invoke_model_with_response_stream(modelId=arn, body=json.dumps(
+                {"prompt": prompt, "max_gen_len": max_tokens, "temperature": min(temperature, 1.0), "top_p": top_p}))
+            pieces = (json.loads(event["chunk"]["bytes"])["generation"] for event in reply["body"] if "chunk" in event)
+        else:
+            reply = client.converse_stream(
+                modelId=arn, messages=[{"role": "user", "content": [{"text": prompt}]}],
+                inferenceConfig={"maxTokens": max_tokens, "temperature": min(temperature, 1.0), "topP": top_p, "stopSequences": stop},
+                **({"system": [{"text": system}]} if system else {}),
+            )
+            pieces = (event["contentBlockDelta"]["delta"]["text"] for event in reply["stream"] if "contentBlockDelta" in event)
+        text = []
+        for piece in pieces:
+            text.append(piece)
+            if not as_json:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+    if as_json:
+        print_json({"text": "".join(text)})
+    else:
+        sys.stdout.write("\n")

@@ -183,3 +183,27 @@ class CustomModelRow(Timestamps, Base):
     artifact_dir: Mapped[str] = mapped_column(String(1024))
     artifact_kind: Mapped[str] = mapped_column(String(20))  # adapter | full
     kms_key_id: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+
+
+class ProvisionedModelRow(Timestamps, Base):
+    """A provisioned throughput: a base or custom model served by `model_units` worker processes.
+
+    `desired_*` is what the last create/update asked for; `model_arn`/`model_units` what is serving now.
+    They differ while the status is Creating or Updating. Tags live in resource_tags.
+    """
+
+    __tablename__ = "provisioned_models"
+
+    provisioned_model_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    provisioned_model_arn: Mapped[str] = mapped_column(String(1011), unique=True)
+    provisioned_model_name: Mapped[str] = mapped_column(String(63), unique=True)
+    client_request_token: Mapped[str | None] = mapped_column(String(256), unique=True, nullable=True)
+    model_arn: Mapped[str] = mapped_column(String(1011))
+    desired_model_arn: Mapped[str] = mapped_column(String(1011))
+    foundation_model_arn: Mapped[str] = mapped_column(String(1011))
+    model_units: Mapped[int] = mapped_column(Integer)
+    desired_model_units: Mapped[int] = mapped_column(Integer)
+    commitment_duration: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    commitment_expiration_time: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)  # Creating InService Updating Failed
+    failure_message: Mapped[str | None] = mapped_column(String(4096), nullable=True)

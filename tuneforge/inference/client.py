@@ -63,6 +63,12 @@ class WorkerProcess:
     def pid(self) -> int:
         return self._proc.pid
 
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered (to pick the least busy of several workers)."""
+        with self._lock:
+            return len(self._pending)
+
     def alive(self) -> bool:
         return self._proc.poll() is None and self._reader.is_alive()
 

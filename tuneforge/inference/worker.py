@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -121,6 +122,8 @@ def serve(spec: WorkerSpec, stdin=sys.stdin, stdout=sys.stdout) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # PEFT calls a transformers API deprecated in 5.x when it applies an adapter: noise on every custom model load
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", required=True, help="WorkerSpec as JSON")
     args = parser.parse_args(argv)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import session_scope
-from tuneforge.db.tables import CustomizationJobRow, CustomModelRow
+from tuneforge.db.tables import CustomizationJobRow, CustomModelRow, ProvisionedModelRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound
 from tuneforge.inference.spec import WorkerSpec
 from tuneforge.listing import page
@@ -125,6 +125,13 @@ class CustomModelRegistry:
         row = self.get(identifier)
         if row.model_status == "Creating":
             raise Conflict(f"custom model {row.model_name!r} is still being created", field="modelIdentifier")
+        with self.sessions() as session:
+            users = session.scalars(select(ProvisionedModelRow.provisioned_model_name).where(
+                (ProvisionedModelRow.model_arn == row.model_arn) | (ProvisionedModelRow.desired_model_arn == row.model_arn)
+            )).all()
+        if users:
+            raise Conflict(f"custom model {row.model_name!r} is served by provisioned model(s) {', '.join(users)}: "
+                           "delete them or re-point them first", field="modelIdentifier")
         with session_scope(self.sessions) as session:
             session.delete(session.get(CustomModelRow, row.model_id))
         shutil.rmtree(row.artifact_dir, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""The `bedrock` control plane: foundation models, customization jobs, custom models.
+"""The `bedrock` control plane: foundation models, customization jobs, custom models, provisioned throughput.
 
 Each handler parses nothing itself (tuneforge.api.aws.protocol did, from botocore's model), calls one service
 function and shapes the reply like Bedrock's output shape.
@@ -15,6 +15,7 @@ from tuneforge.catalog.entries import Customization, InferenceType, Modality
 from tuneforge.errors import InvalidInput
 from tuneforge.jobs.spec import JobRequest
 from tuneforge.jobs.views import job_detail, job_summary, model_detail, model_summary
+from tuneforge.serving.views import deployment_detail, deployment_summary
 
 
 def _enum(cls, value: str | None, field: str):
@@ -115,6 +116,43 @@ def delete_custom_model(request: Request, params: dict[str, Any]) -> dict:
     return {}
 
 
+def create_provisioned_model_throughput(request: Request, params: dict[str, Any]) -> dict:
+    row = services(request).deployments.create(
+        name=params["provisionedModelName"], model_id=params["modelId"], units=params["modelUnits"],
+        commitment=params.get("commitmentDuration"), client_request_token=params.get("clientRequestToken"),
+        tags=tuple((t["key"], t["value"]) for t in params.get("tags") or []),
+    )
+    return {"provisionedModelArn": row.provisioned_model_arn}
+
+
+def get_provisioned_model_throughput(request: Request, params: dict[str, Any]) -> dict:
+    return deployment_detail(services(request).deployments.get(params["provisionedModelId"]))
+
+
+def list_provisioned_model_throughputs(request: Request, params: dict[str, Any]) -> dict:
+    found = services(request).deployments.list(
+        status=params.get("statusEquals"), name_contains=params.get("nameContains"), model_arn=params.get("modelArnEquals"),
+        created_after=params.get("creationTimeAfter"), created_before=params.get("creationTimeBefore"),
+        ascending=_sort_ascending(params), max_results=params.get("maxResults"), next_token=params.get("nextToken"),
+    )
+    reply: dict[str, Any] = {"provisionedModelSummaries": [deployment_summary(d) for d in found.deployments]}
+    if found.next_token:
+        reply["nextToken"] = found.next_token
+    return reply
+
+
+def update_provisioned_model_throughput(request: Request, params: dict[str, Any]) -> dict:
+    services(request).deployments.update(
+        params["provisionedModelId"], name=params.get("desiredProvisionedModelName"), model_id=params.get("desiredModelId"),
+    )
+    return {}
+
+
+def delete_provisioned_model_throughput(request: Request, params: dict[str, Any]) -> dict:
+    services(request).deployments.delete(params["provisionedModelId"])
+    return {}
+
+
 HANDLERS = {
     "ListFoundationModels": list_foundation_models,
     "GetFoundationModel": get_foundation_model,
@@ -125,4 +163,9 @@ HANDLERS = {
     "GetCustomModel": get_custom_model,
     "ListCustomModels": list_custom_models,
     "DeleteCustomModel": delete_custom_model,
+    "CreateProvisionedModelThroughput": create_provisioned_model_throughput,
+    "GetProvisionedModelThroughput": get_provisioned_model_throughput,
+    "ListProvisionedModelThroughputs": list_provisioned_model_throughputs,
+    "UpdateProvisionedModelThroughput": update_provisioned_model_throughput,
+    "DeleteProvisionedModelThroughput": delete_provisioned_model_throughput,
 }

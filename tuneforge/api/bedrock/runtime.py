@@ -1,7 +1,9 @@
 """`bedrock-runtime`: InvokeModel, InvokeModelWithResponseStream, Converse, ConverseStream.
 
 A foundation model (id, ARN or alias) is served on demand by the server's worker pool, with the body family of
-its catalog entry. Custom models are invoked through a provisioned throughput, as in Bedrock.
+its catalog entry. Custom models are invoked through a provisioned throughput (its ARN, or its name), as in
+Bedrock; a provisioned model takes either body family (a Titan `inputText` body or a Llama 2 `prompt` body) and
+answers in the family it was asked in.
 Streams use AWS event-stream framing; an error after the first event travels as an exception event.
 """
 
@@ -27,8 +29,11 @@ from tuneforge.inference.params import Delta, GenerationRequest, Message, Sampli
 _CONVERSE_REASON = {StopReason.END: "end_turn", StopReason.LENGTH: "max_tokens", StopReason.STOP_SEQUENCE: "stop_sequence"}
 
 
-def target(s: Services, model_id: str) -> tuple[WorkerProcess, BodyFormat]:
+def target(s: Services, model_id: str, body: bytes | None = None) -> tuple[WorkerProcess, BodyFormat]:
     """The worker serving `model_id` and the body family it speaks."""
+    deployment = s.deployments.find(model_id) if ":provisioned-model/" in model_id or not _in_catalog(s, model_id) else None
+    if deployment is not None:
+        return s.supervisor.route(deployment), _body_family(body)
     if ":custom-model/" in model_id or _is_custom_model_name(s, model_id):
         raise InvalidInput(
             f"{model_id!r} is a custom model: invoke it through a provisioned throughput "
@@ -41,6 +46,23 @@ def target(s: Services, model_id: str) -> tuple[WorkerProcess, BodyFormat]:
     resolved = s.catalog.resolve(entry.model_id)
     worker = s.pool.get(f"foundation:{resolved.model_id}", lambda: s.catalog.worker_spec(resolved))
     return worker, entry.body_format
+
+
+def _in_catalog(s: Services, model_id: str) -> bool:
+    try:
+        s.catalog.get(model_id)
+        return True
+    except NotFound:
+        return False
+
+
+def _body_family(body: bytes | None) -> BodyFormat:
+    """Titan when the body has inputText, else Llama 2 (whose parser names the missing `prompt`)."""
+    try:
+        data = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return BodyFormat.LLAMA2  # the parser reports the bad JSON
+    return BodyFormat.TITAN if isinstance(data, dict) and "inputText" in data else BodyFormat.LLAMA2
 
 
 def _is_custom_model_name(s: Services, model_id: str) -> bool:
@@ -65,13 +87,13 @@ def _stream_events(worker: WorkerProcess, request: GenerationRequest) -> Iterato
 
 # ---- InvokeModel ----------------------------------------------------------------------------------
 def invoke_model(request: Request, params: dict[str, Any]) -> Response:
-    worker, fmt = target(services(request), params["modelId"])
+    worker, fmt = target(services(request), params["modelId"], params.get("body"))
     result = worker.generate(parse_body(params.get("body") or b"", fmt))
     return Response(json.dumps(render_response(result, fmt)), media_type="application/json")
 
 
 def invoke_model_with_response_stream(request: Request, params: dict[str, Any]) -> Response:
-    worker, fmt = target(services(request), params["modelId"])
+    worker, fmt = target(services(request), params["modelId"], params.get("body"))
     generation = parse_body(params.get("body") or b"", fmt)
     started = time.perf_counter()
     deltas = _stream_events(worker, generation)

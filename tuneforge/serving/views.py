@@ -1,0 +1,31 @@
+"""Provisioned models in Bedrock's response shapes (Get/ListProvisionedModelThroughput[s]); API and CLI `--json`."""
+
+from __future__ import annotations
+
+from tuneforge.db.tables import ProvisionedModelRow
+from tuneforge.jobs.views import timestamp
+
+
+def deployment_summary(row: ProvisionedModelRow) -> dict:
+    data = {
+        "provisionedModelName": row.provisioned_model_name,
+        "provisionedModelArn": row.provisioned_model_arn,
+        "modelArn": row.model_arn,
+        "desiredModelArn": row.desired_model_arn,
+        "foundationModelArn": row.foundation_model_arn,
+        "modelUnits": row.model_units,
+        "desiredModelUnits": row.desired_model_units,
+        "status": row.status,
+        "commitmentDuration": row.commitment_duration,
+        "commitmentExpirationTime": timestamp(row.commitment_expiration_time),
+        "creationTime": timestamp(row.created_at),
+        "lastModifiedTime": timestamp(row.updated_at),
+    }
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def deployment_detail(row: ProvisionedModelRow) -> dict:
+    data = deployment_summary(row)
+    if row.failure_message:
+        data["failureMessage"] = row.failure_message
+    return data
