@@ -118,3 +118,16 @@ def test_a_killed_worker_is_replaced(runtime, server):
     time.sleep(0.5)  # let the server's reader thread see the worker's end
     body = json.loads(runtime.invoke_model(modelId=LLAMA, body=llama_body())["body"].read())
     assert body["generation_token_count"] > 0
+
+
+def test_our_own_model_ids_take_either_body_family(runtime):
+    """"tiny" is no Bedrock id, so a Titan body gets a Titan reply and a Llama 2 body a Llama 2 reply; a Bedrock
+    Llama id still refuses a Titan body, as Bedrock does."""
+    titan = json.loads(runtime.invoke_model(modelId="tiny", body=json.dumps(
+        {"inputText": "Hello", "textGenerationConfig": {"maxTokenCount": 4, "temperature": 0}}))["body"].read())
+    assert set(titan) == {"inputTextTokenCount", "results"}
+    llama = json.loads(runtime.invoke_model(modelId="tiny", body=llama_body())["body"].read())
+    assert "generation" in llama
+    with pytest.raises(ClientError) as err:
+        runtime.invoke_model(modelId=LLAMA, body=json.dumps({"inputText": "Hello"}))
+    assert err.value.response["Error"]["Code"] == "ValidationException"

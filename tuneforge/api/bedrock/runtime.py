@@ -2,7 +2,8 @@
 
 A foundation model (id, ARN or alias) is served on demand by the server's worker pool, with the body family of
 its catalog entry. Custom models are invoked through a provisioned throughput (its ARN, or its name), as in
-Bedrock; a provisioned model takes either body family (a Titan `inputText` body or a Llama 2 `prompt` body) and
+Bedrock. A Bedrock model id (meta.llama*, amazon.titan-text*) takes only its own body family; any other id, and
+any provisioned model, takes either body family (a Titan `inputText` body or a Llama 2 `prompt` body) and
 answers in the family it was asked in.
 Streams use AWS event-stream framing; an error after the first event travels as an exception event.
 """
@@ -21,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 from tuneforge.api import eventstream
 from tuneforge.api.services import Services, services
 from tuneforge.catalog.entries import BodyFormat
+from tuneforge.catalog.service import body_format_for_bedrock_id
 from tuneforge.errors import InvalidInput, NotFound, Throttled, TuneforgeError
 from tuneforge.inference.bodies import parse_body, render_response, render_stream_chunk
 from tuneforge.inference.client import WorkerProcess
@@ -45,7 +47,8 @@ def target(s: Services, model_id: str, body: bytes | None = None) -> tuple[Worke
         raise NotFound(f"no model {model_id!r} to invoke: see ListFoundationModels, or register it with `tuneforge models add`", field="modelId") from None
     resolved = s.catalog.resolve(entry.model_id)
     worker = s.pool.get(f"foundation:{resolved.model_id}", lambda: s.catalog.worker_spec(resolved))
-    return worker, entry.body_format
+    # a Bedrock id (meta.llama*, amazon.titan-text*) speaks only its family, as in Bedrock; our own ids take either
+    return worker, entry.body_format if body_format_for_bedrock_id(entry.model_id) else _body_family(body)
 
 
 def _in_catalog(s: Services, model_id: str) -> bool:
