@@ -217,6 +217,13 @@ pip install  tuneforge
     assert "front matter" not in doc.text
 
 
+def test_markdown_front_matter_after_a_licence_comment_is_dropped() -> None:
+    # The rlhf-book chapters start this way: a licence comment, then YAML front matter.
+    source = "<!--\n  Copyright (c) 2025 Someone.\n-->\n---\npage-title: Intro\nnext-url: \"02\"\n---\n\n# Intro\n\nBody text.\n"
+    doc = parse_document("01-intro.md", source.encode())
+    assert doc.text == "Intro\n\nBody text."
+
+
 def test_html_keeps_main_content_and_drops_chrome() -> None:
     html = """<!doctype html><html><head><title>t</title><style>p {color: red}</style></head><body>
     <nav><a href="/">Home</a> | <a href="/about">About</a></nav>

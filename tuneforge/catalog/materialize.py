@@ -81,3 +81,23 @@ def materialize_gguf(gguf_path: Path, target: Path) -> Path:
             shutil.rmtree(staging, ignore_errors=True)
             raise
     return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tuneforge.catalog.materialize GGUF TARGET`: for processes that must not import torch themselves."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Materialize a GGUF file as a Hugging Face checkpoint (once).")
+    parser.add_argument("gguf", type=Path)
+    parser.add_argument("target", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        materialize_gguf(args.gguf, args.target)
+    except (InvalidInput, NotFound) as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -45,3 +45,28 @@ def loss_png(training: list[dict], validation: list[dict], path: Path, *, title:
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def bars_png(groups: dict[str, dict[str, float]], path: Path, *, title: str, ylabel: str) -> None:
+    """Grouped bars: one group per metric (e.g. rouge1, rouge2, rougeL), one bar per model within it, labelled."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InvalidInput("writing a chart needs matplotlib: pip install 'tuneforge[charts]'", field="--chart") from None
+    models = list(next(iter(groups.values())))
+    width = 0.8 / len(models)
+    figure, axis = plt.subplots(figsize=(max(5.0, 1.6 * len(groups) * len(models)), 4.5))
+    for i, model in enumerate(models):
+        xs = [g + (i - (len(models) - 1) / 2) * width for g in range(len(groups))]
+        bars = axis.bar(xs, [groups[name][model] for name in groups], width, label=model)
+        axis.bar_label(bars, fmt="%.4g", fontsize=8)
+    axis.set_xticks(range(len(groups)), list(groups))
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -7,6 +7,7 @@ import sys
 from functools import lru_cache
 
 from rich.console import Console
+from rich.markup import escape
 
 from tuneforge.catalog.service import Catalog
 from tuneforge.errors import InvalidInput, NotFound, TuneforgeError
@@ -43,6 +44,6 @@ def exit_code_for(exc: TuneforgeError) -> int:
 
 
 def report(exc: TuneforgeError) -> int:
-    where = f" [{exc.field}]" if exc.field else ""
-    err_console.print(f"[bold red]error{where}:[/] {exc.message}", highlight=False, soft_wrap=True)
+    where = escape(f" [{exc.field}]") if exc.field else ""  # "[prompt]" would otherwise be read as Rich markup
+    err_console.print(f"[bold red]error{where}:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
     return exit_code_for(exc)

@@ -6,7 +6,8 @@ section's first paragraph, and `Section.heading` holds the trail above it ("Guid
 
 - Markdown (markdown-it-py, CommonMark plus tables): markup is dropped, text kept: link text without the
   URL, image alt text, inline code without backticks. Code blocks are kept verbatim. List items become
-  paragraphs starting with "- ". A leading YAML front-matter block is metadata, not content: dropped.
+  paragraphs starting with "- ". A leading YAML front-matter block (after HTML comments, if any) is metadata,
+  not content: dropped.
 - HTML (BeautifulSoup with lxml): the text of <main>, else <article>, else <body>. Dropped: script,
   style, nav, aside, forms, iframes, svg, hidden elements, and, outside main/article, page headers and
   footers. <br> is a line break; <pre> is kept verbatim.
@@ -28,7 +29,8 @@ HEADING_TRAIL_SEPARATOR = " > "
 CELL_SEPARATOR = " | "
 
 _SPACES = re.compile(r"[^\S\n]+")
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
+# Front matter may follow a leading comment (a licence header, as in the rlhf-book chapters); the comment goes too.
+_FRONT_MATTER = re.compile(r"\A\s*(?:<!--.*?-->\s*)*---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 _TAG = re.compile(r"<!--.*?-->|<[^>]+>", re.DOTALL)
 _DOCX_HEADING = re.compile(r"heading ([1-9])", re.IGNORECASE)
 

@@ -1,0 +1,48 @@
+"""A model's tokenizer as a TokenCounter, and its context window, for processes that must not import torch.
+
+    count, context = model_token_counter(catalog.worker_spec(catalog.get(model_id)))
+
+The tokenizer is read from the checkpoint's tokenizer.json with `tokenizers` (validate.load_token_counter). A
+catalog model shipped as GGUF has no checkpoint until it is materialized; that is done once, in a subprocess
+(`python -m tuneforge.catalog.materialize`), because materializing needs torch.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tuneforge.catalog.checkpoint import COMPLETE_MARKER, check_checkpoint_dir, context_length
+from tuneforge.data.validate import TokenCounter, load_token_counter
+from tuneforge.errors import ModelFailure
+from tuneforge.inference.spec import WorkerSpec
+
+# The trainer's default maxSequenceLength (tuneforge.training.trainer.DEFAULT_MAX_LEN, which imports torch;
+# a test keeps the two equal): records must fit it unless the job sets maxSequenceLength.
+TRAINING_MAX_LEN = 1024
+FALLBACK_CONTEXT = 2048  # a config.json without a context length: the usual Llama-style default
+
+
+def ensure_checkpoint(spec: WorkerSpec) -> Path:
+    """The spec's checkpoint directory, materialized from its GGUF file first if needed (in a subprocess)."""
+    checkpoint = Path(spec.checkpoint)
+    if spec.gguf and not (checkpoint / COMPLETE_MARKER).is_file():
+        proc = subprocess.run([sys.executable, "-m", "tuneforge.catalog.materialize", spec.gguf, str(checkpoint)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ModelFailure(f"could not materialize {spec.model_id} from {spec.gguf} (exit code {proc.returncode}): {tail}")
+    return checkpoint
+
+
+def model_token_counter(spec: WorkerSpec) -> tuple[TokenCounter, int]:
+    """(token counter, context window in tokens) of the model a WorkerSpec loads."""
+    checkpoint = ensure_checkpoint(spec)
+    config = check_checkpoint_dir(checkpoint)
+    return load_token_counter(checkpoint), context_length(config) or FALLBACK_CONTEXT
+
+
+def training_max_len(context: int) -> int:
+    """The maxSequenceLength a job uses by default for a model with this context (as the trainer decides it)."""
+    return min(TRAINING_MAX_LEN, context)
