@@ -76,8 +76,8 @@ def wait(describe, done: set[str], what: str, timeout: float) -> dict:
         time.sleep(2)
 
 
-def ask(runtime, model_id: str, max_tokens: int) -> str:
-    body = json.dumps({"prompt": PROMPT.format(dialogue=HOTEL), "max_gen_len": max_tokens, "temperature": 0})
+def ask(runtime, model_id: str, dialogue: str, max_tokens: int) -> str:
+    body = json.dumps({"prompt": PROMPT.format(dialogue=dialogue), "max_gen_len": max_tokens, "temperature": 0})
     return json.loads(runtime.invoke_model(modelId=model_id, body=body)["body"].read())["generation"].strip()
 
 
@@ -94,15 +94,17 @@ def main() -> None:
     parser.add_argument("--learning-rate", default="0.000005")
     parser.add_argument("--max-sequence-length", default=None, help="ours, e.g. 512 for short runs")
     parser.add_argument("--max-tokens", type=int, default=100)
+    parser.add_argument("--dialogue", type=Path, default=None, help="a text file with the dialogue to ask about (default: the hotel check-in)")
     parser.add_argument("--timeout", type=float, default=3 * 3600)
     args = parser.parse_args()
+    dialogue = args.dialogue.read_text(encoding="utf-8").strip() if args.dialogue else HOTEL
 
     bedrock = boto3.client("bedrock", endpoint_url=args.endpoint_url, region_name=args.region)
     runtime = boto3.client("bedrock-runtime", endpoint_url=args.endpoint_url, region_name=args.region)
     run = uuid.uuid4().hex[:8]
 
-    print("1. the base model, asked to summarize a hotel check-in", flush=True)
-    base_answer = ask(runtime, args.base_model, args.max_tokens)
+    print("1. the base model, asked to summarize the dialogue", flush=True)
+    base_answer = ask(runtime, args.base_model, dialogue, args.max_tokens)
     print(f"  {base_answer}\n")
 
     print("2. training data", flush=True)
@@ -135,7 +137,7 @@ def main() -> None:
         if pt["status"] != "InService":
             sys.exit(f"the provisioned model failed: {pt.get('failureMessage')}")
         print("5. the custom model, asked the same", flush=True)
-        custom_answer = ask(runtime, pt_arn, args.max_tokens)
+        custom_answer = ask(runtime, pt_arn, dialogue, args.max_tokens)
         print(f"  {custom_answer}\n")
         print(json.dumps({"base": base_answer, "custom": custom_answer, "job": job_arn, "customModel": model["modelArn"]}, indent=2))
     finally:

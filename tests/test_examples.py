@@ -1,0 +1,68 @@
+"""The examples/ scripts (the two reference notebooks as boto3 code) run as they stand against a real server,
+on tiny settings: the tiny model, a few rows, a short book."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.api_server import Server
+from tests.test_jobs import stop_unfinished
+from tuneforge.catalog.service import Catalog
+from tuneforge.db import open_database
+from tuneforge.jobs.service import JobService
+from tuneforge.settings import load_settings
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_model_dir):
+    home = tmp_path_factory.mktemp("examples") / "home"
+    settings = load_settings(home=home, database_url="")
+    catalog = Catalog(settings, open_database(settings.database_url))
+    catalog.add("tiny", str(tiny_model_dir))
+    srv = Server(home)
+    yield srv
+    srv.stop()
+    stop_unfinished(JobService(settings, open_database(settings.database_url), catalog))
+
+
+def run_example(server, script: str, *args: str) -> dict:
+    env = {**os.environ, "TUNEFORGE_URL": server.url, "TUNEFORGE_HOME": str(server.home),
+           "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+           "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "secret"), "AWS_REGION": "us-east-1"}
+    env.update(getattr(server, "credentials", {}))
+    done = subprocess.run([sys.executable, os.path.join(REPO, "examples", script), *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout[done.stdout.index("{\n"):])
+
+
+def test_fine_tuning_example(server, tmp_path):
+    data = tmp_path / "dialogsum.jsonl"
+    rows = [{"dialogue": f"#Person1#: I'd like room {i}.\n#Person2#: Room {i} is ready, sir.", "summary": f"#Person1# takes room {i}."}
+            for i in range(16)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dialogue = tmp_path / "hotel.txt"  # the tiny model's context is 256 tokens: a short check-in
+    dialogue.write_text("#Person1#: Room for John Sandals?\n#Person2#: Only MasterCard or VISA. Room 507.")
+    result = run_example(server, "finetune_summaries.py", "--base-model", "tiny", "--data", str(data), "--records", "12",
+                         "--batch-size", "4", "--learning-rate", "0.001", "--max-sequence-length", "128",
+                         "--max-tokens", "8", "--dialogue", str(dialogue), "--output", str(tmp_path / "out"))
+    assert result["customModel"].split(":")[5].startswith("custom-model/tiny/")
+    assert isinstance(result["base"], str) and isinstance(result["custom"], str)
+
+
+def test_continued_pre_training_example(server, tmp_path):
+    book = tmp_path / "book.md"
+    book.write_text("# The Harbor\n\n" + "\n\n".join(
+        f"Chapter {i}. The ferry to Lanterna leaves at {i} o'clock from pier {i + 2}. The keeper counts the gulls." for i in range(40)))
+    result = run_example(server, "continued_pretraining_book.py", "--base-model", "tiny", "--book", str(book),
+                         "--chunk-tokens", "64", "--max-records", "8", "--batch-size", "4", "--max-tokens", "8",
+                         "--output", str(tmp_path / "out"))
+    assert "custom-model/tiny/" in result["customModel"]
+    assert isinstance(result["before"], str) and isinstance(result["after"], str)
