@@ -8,7 +8,6 @@ file and its tail is quoted if the child fails without reporting why.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tuneforge import errors
+from tuneforge.processes import torch_env
 
 Event = dict[str, Any]
 _ERRORS = {name: getattr(errors, name) for name in errors.__all__}
@@ -28,7 +28,7 @@ def run_job(job: dict[str, Any], *, on_event: Callable[[Event], None] | None = N
     results: dict[int, Event] = {}
     with tempfile.TemporaryFile("w+") as log:
         proc = subprocess.Popen([sys.executable, "-m", "tuneforge.evaluation.run"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, **(env or {})})
+                                stdout=subprocess.PIPE, stderr=log, text=True, env=torch_env(env))
         try:
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.write(json.dumps(job))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import queue
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from tuneforge import errors
 from tuneforge.inference.params import Delta, GenerationRequest, GenerationResult
 from tuneforge.inference.spec import WorkerSpec
+from tuneforge.processes import torch_env
 
 _ERRORS = {name: getattr(errors, name) for name in errors.__all__}
 _DEAD = {"event": "dead"}  # put on every waiting queue when the worker's stdout closes
@@ -49,7 +49,7 @@ class WorkerProcess:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "tuneforge.inference.worker", "--spec", spec.to_json()],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1,
-            env={**os.environ, **(env or {})},
+            env=torch_env(env),
         )
         ready = self._read_line()
         if ready.get("event") != "ready":

@@ -21,7 +21,6 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from sqlalchemy import select, update
 
-from tuneforge import storage
 from tuneforge.catalog.checkpoint import check_checkpoint_dir, context_length
 from tuneforge.catalog.entries import Customization
 from tuneforge.catalog.service import Catalog

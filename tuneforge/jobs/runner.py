@@ -19,6 +19,8 @@ from pathlib import Path
 
 import psutil
 
+from tuneforge.processes import torch_env
+
 LOG_NAME = "job.log"
 
 
@@ -36,7 +38,7 @@ def start(job_id: str, work_dir: Path, *, env: dict[str, str] | None = None) -> 
             [sys.executable, "-m", "tuneforge.jobs.process", job_id],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group: survives the caller, stopped as a tree
-            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+            env=torch_env({**(env or {}), "PYTHONUNBUFFERED": "1"}),
             close_fds=True,
         )
     return ProcessHandle(proc.pid, psutil.Process(proc.pid).create_time(), socket.gethostname())
