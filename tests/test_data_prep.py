@@ -221,3 +221,18 @@ def test_training_length_constant_matches_the_trainer():
     from tuneforge.training.trainer import DEFAULT_MAX_LEN
 
     assert TRAINING_MAX_LEN == DEFAULT_MAX_LEN == evaluation_run.DEFAULT_MAX_LEN
+
+
+@pytest.mark.slow
+def test_the_default_model_is_materialized_for_its_tokenizer_without_torch_here(home, tmp_path):
+    from tuneforge.catalog.builtin import DEFAULT_MODEL_ID
+    from tuneforge.catalog.checkpoint import COMPLETE_MARKER
+
+    data = tmp_path / "cpt.jsonl"
+    write_jsonl([{"input": "Reinforcement learning from human feedback, in one line."}], data)
+    summary = json.loads(run("data", "validate", str(data), "--kind", "continued-pre-training", "--json").stdout)
+    checkpoint = home / "models" / DEFAULT_MODEL_ID
+    assert (checkpoint / COMPLETE_MARKER).is_file()
+    # the text's tokens + EOS; SmolLM2's context is 8192, so the training length is the trainer's 1024
+    expected = load_token_counter(checkpoint)(["Reinforcement learning from human feedback, in one line."])[0] + 1
+    assert summary["ok"] and summary["tokens"] == expected and summary["maxSequenceLength"] == 1024

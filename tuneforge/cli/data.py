@@ -60,7 +60,12 @@ def from_hf(
     split: Annotated[str, typer.Option(help="Split of a dataset dict or hub dataset.")] = "train",
     as_json: JsonFlag = False,
 ) -> None:
-    """Table rows -> {"prompt", "completion"} records for fine-tuning."""
+    """Table rows -> {"prompt", "completion"} records for fine-tuning.
+
+    The template is Python's str.format over the columns: {dialogue} is the row's dialogue, {{ and }} are literal
+    braces. In --prompt-template the escapes \\n, \\t, \\r and \\\\ are decoded, since shells pass them literally
+    inside single quotes; real newlines ($'...' in bash) and --prompt-template-file (read as is) work too.
+    """
     from tuneforge.data.from_table import PromptTemplate, decode_escapes, load_table, table_to_records, write_jsonl
 
     if (prompt_template is None) == (prompt_template_file is None):

@@ -27,7 +27,7 @@ Device = Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")]
 Dtype = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")]
 Threads = Annotated[Optional[int], typer.Option(min=1, help="CPU threads for the model process (default: torch's, one per core).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the results as JSON (with every prediction, for rouge).")]
-Chart = Annotated[Optional[Path], typer.Option("--chart", help="Also write a bar chart to this PNG file (needs matplotlib: tuneforge[charts]).")]
+Chart = Annotated[Optional[Path], typer.Option("--chart", help="Also write a bar chart to this PNG file (needs matplotlib, the charts extra).")]
 
 
 def _resolve(identifiers: list[str], device: str, dtype: str):
