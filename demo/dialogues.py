@@ -117,7 +117,8 @@ def hotel_check_in(p: _Picker) -> Scenario:
         p.one("t2", ["Hi, I have a reservation under the name {first} {last}.",
                      "Yes, I'd like to check in. The booking is under {first} {last}.",
                      "Hello. I booked a room online last week. My name is {first} {last}."]),
-        p.one("t3", ["Let me check. Yes, {title} {last}, a {kind} for {nights} night{plural}. How would you like to pay?",
+        p.one("t3", ["Let me check. Yes, {title} {last}, a {kind} for {nights} night{plural}. "
+                     "How would you like to pay?",
                      "Here it is, a {kind} for {nights} night{plural}. How will you be paying, {title} {last}?",
                      "I found it, {first} {last}, {nights} night{plural} in a {kind}. Could I have a card, please?"]),
         p.one("t4", ["Can I pay with {refused}?", "Would {refused} be all right?", "I'd like to use {refused}."]),
@@ -133,7 +134,8 @@ def hotel_check_in(p: _Picker) -> Scenario:
     if p.chance("thanks", 0.7):
         turns.append(p.one("t8", ["Thanks very much.", "Great, thank you.", "Thank you. Good night."]))
     summary = p.one("summary", [
-        "{first} {last} checks in at the hotel, pays by {card} because only {accepted} is accepted, and gets room {room}.",
+        "{first} {last} checks in at the hotel, pays by {card} because only {accepted} is accepted, "
+        "and gets room {room}.",
         "{first} {last} checks in for {nights} night{plural} and pays by {card} instead of {refused}.",
         "#Person2# checks in as {first} {last}, pays with {card} and is given room {room}.",
     ])
@@ -280,15 +282,13 @@ def returning_purchase(p: _Picker) -> Scenario:
                   p.one("t5", ["Thank you. Would you like {refund}?", "Fine. I can offer you {refund}.",
                                "That's within our 30 days, so {refund} is no problem."]),
                   p.one("t6", ["Yes, {refund}, please.", "{refund} would be great.", "OK, that's fine."])]
-        summary = "#Person1# returns {item} bought {days} days ago because {problem2} and gets {refund}."
+        summary = "#Person2# returns {item} bought {days} days ago because {problem2} and gets {refund}."
     else:
         turns += [p.one("t4", ["I'm afraid I lost it.", "No, I threw it away, sorry.", "I can't find it."]),
                   p.one("t5", ["Without a receipt I can only give you store credit.",
                                "Then I can offer store credit, not a cash refund."]),
                   p.one("t6", ["I guess store credit is better than nothing.", "All right, store credit then."])]
-        summary = "#Person1# returns {item} without a receipt and gets store credit instead of a refund."
-    # the speaker who returns is #Person2# in the dialogue; keep the summary consistent with that
-    summary = summary.replace("#Person1#", "#Person2#")
+        summary = "#Person2# returns {item} without a receipt and gets store credit instead of a refund."
     s["problem2"] = problem.replace("I don't", "#Person2# doesn't").replace("it's", "it is")
     return _fill(turns, summary, s)
 
@@ -347,7 +347,8 @@ def renting_flat(p: _Picker) -> Scenario:
                      "Hi, is {rooms} {area} still available?",
                      "Good morning. I saw your advert for {rooms} {area}."]),
         p.one("t2", ["Yes, it's still free. The rent is {rent} dollars a month.",
-                     "Yes, it's still available. It's {rent} a month plus bills.", "Yes. It costs {rent} dollars a month."]),
+                     "Yes, it's still available. It's {rent} a month plus bills.",
+                     "Yes. It costs {rent} dollars a month."]),
         p.one("t3", ["Is there a deposit?", "How much is the deposit?", "Do you need a deposit?"]),
         p.one("t4", ["It's {deposit}. I should also say that {catch}.",
                      "{deposit}. And just so you know, {catch}."]),
@@ -411,7 +412,8 @@ def airport_check_in(p: _Picker) -> Scenario:
     turns = [
         p.one("t1", ["Good morning. Where are you flying today?", "Hello. Passport and ticket, please.",
                      "Next, please. Your destination?"]),
-        p.one("t2", ["To {city}. Here's my passport.", "I'm flying to {city}.", "Here you are. It's the {city} flight."]),
+        p.one("t2", ["To {city}. Here's my passport.", "I'm flying to {city}.",
+                     "Here you are. It's the {city} flight."]),
         p.one("t3", ["How many bags are you checking in?", "Any bags to check?", "Do you have luggage to check?"]),
         p.one("t4", ["Just {bags} {bs}.", "{bags} {bs}.", "I have {bags} {bs}."]),
     ]
@@ -426,7 +428,8 @@ def airport_check_in(p: _Picker) -> Scenario:
               p.one("t9", ["Here's your boarding pass. Gate {gate}, boarding at {board}.",
                            "All set. You board at {board} from gate {gate}."])]
     summary = (
-        "#Person2# checks in for the flight to {city}, has a bag {over} kilos over the limit, and boards at gate {gate}."
+        "#Person2# checks in for the flight to {city}, has a bag {over} kilos over the limit, "
+        "and boards at gate {gate}."
         if overweight else p.one("summary", [
             "#Person2# checks in {bags} {bs} for the flight to {city} and gets {seat} and gate {gate}.",
             "#Person2# checks in for {city} and will board at {board} from gate {gate}."]))
@@ -615,10 +618,12 @@ def lost_luggage(p: _Picker) -> Scenario:
                      "We'll trace it and deliver it within {hours} hours."]),
     ]
     summary = p.one("summary", [
-        "{first} {last}'s bag from {city} is missing, and the airline promises to deliver it to {hotel} within {hours} hours.",
+        "{first} {last}'s bag from {city} is missing, and the airline promises to deliver it to {hotel} "
+        "within {hours} hours.",
         "#Person2# reports {bag} lost on the flight from {city}.",
     ])
-    return _fill(turns, summary, s, "#Person2#'s bag from {city} is missing, and the airline will deliver it within {hours} hours.")
+    return _fill(turns, summary, s,
+                 "#Person2#'s bag from {city} is missing, and the airline will deliver it within {hours} hours.")
 
 
 def pharmacy(p: _Picker) -> Scenario:
@@ -629,7 +634,8 @@ def pharmacy(p: _Picker) -> Scenario:
     dose = p.one("dose", ["twice a day", "three times a day", "once in the morning", "every six hours"])
     days = p.one("days", ["three", "five", "seven"])
     price = p.one("price", ["6.50", "8", "9.99", "12.40"])
-    s = {"problem": problem, "medicine": medicine, "it": "them" if medicine.startswith("these") else "it", "dose": dose, "days": days, "price": price}
+    s = {"problem": problem, "medicine": medicine, "it": "them" if medicine.startswith("these") else "it",
+         "dose": dose, "days": days, "price": price}
     turns = [
         p.one("t1", ["Hello, can I help you?", "Hi, what can I get you?"]),
         p.one("t2", ["I have {problem}. Can you recommend something?", "I need something for {problem}."]),
@@ -754,7 +760,8 @@ def gift_shopping(p: _Picker) -> Scenario:
             "and a book voucher", "music": "wireless speakers", "travel": "a leather passport holder",
             "photography": "a small tripod"}[hobby]
     wrap = p.chance("wrap", 0.6)
-    s = {"person": person, "occasion": occasion, "an": "an" if occasion[0] in "aeiou" else "a", "budget": budget, "hobby": hobby, "gift": gift,
+    s = {"person": person, "occasion": occasion, "an": "an" if occasion[0] in "aeiou" else "a",
+         "budget": budget, "hobby": hobby, "gift": gift,
          "person3": person.replace("my ", "#Person1#'s ").replace("a colleague who's", "a colleague who is")}
     turns = [
         p.one("t1", ["I'm looking for {an} {occasion} present for {person}.", "Hi, I need a gift for {person}."]),
