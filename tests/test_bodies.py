@@ -55,7 +55,7 @@ def test_titan_body():
         {"inputText": "User: hi\nBot:", "textGenerationConfig": {"maxTokenCount": 100, "stopSequences": ["User:"], "topP": 1}},
         BodyFormat.TITAN,
     )
-    assert request.prompt == "User: hi\nBot:"
+    assert request.messages == (Message("user", "hi"),)  # Titan chat markup -> the model's own chat template
     assert (request.params.max_tokens, request.params.stop, request.params.temperature, request.params.top_p) == (100, ("User:",), 0.7, 1.0)
     with pytest.raises(InvalidInput) as err:
         parse_body({"inputText": "x", "textGenerationConfig": {"maxTokenCount": 9000}}, BodyFormat.TITAN)
@@ -82,3 +82,15 @@ def test_responses_and_stream_chunks():
     assert first == {"generation": "Hi", "prompt_token_count": 7, "generation_token_count": 1, "stop_reason": None}
     last = render_stream_chunk(Delta(".", result), BodyFormat.TITAN, first=False, prompt_tokens=7, tokens_so_far=3)
     assert last == {"outputText": ".", "index": 0, "totalOutputTextTokenCount": 3, "completionReason": "STOP_CRITERIA_MET", "inputTextTokenCount": None}
+
+
+def test_titan_conversation_markup_becomes_chat_messages():
+    from tuneforge.inference.bodies import titan_prompt_to_messages
+
+    request = parse_body({"inputText": "Be brief.\nUser: Which ferry?\nBot: The Morwen Tide.\nUser: When?\nBot:"}, BodyFormat.TITAN)
+    assert [(m.role, m.content) for m in request.messages] == [
+        ("system", "Be brief."), ("user", "Which ferry?"), ("assistant", "The Morwen Tide."), ("user", "When?")]
+    assert titan_prompt_to_messages("User: hi\nBot:") is not None
+    for plain in ("Describe the book.", "User: hi", "User: hi\nBot: hello", "Bot: hi\nUser: x\nBot:"):
+        assert titan_prompt_to_messages(plain) is None  # no open Bot turn, or not a conversation: sent as raw text
+    assert parse_body({"inputText": "Describe the book."}, BodyFormat.TITAN).prompt == "Describe the book."

@@ -10,6 +10,7 @@ Two families, chosen per catalog entry (FoundationModel.body_format):
 - Titan text: {"inputText", "textGenerationConfig": {"temperature" 0-1 (0.7), "topP" 0-1 (0.9),
   "maxTokenCount" 1-8192 (512), "stopSequences": [..]}}
   -> {"inputTextTokenCount", "results": [{"tokenCount", "outputText", "completionReason"}]}.
+  Titan's conversational form ("User: ...\nBot:") likewise becomes chat messages; other text is sent as is.
 
 Streaming chunks follow Bedrock's shapes for each family. No torch, no HTTP here.
 """
@@ -124,7 +125,26 @@ def parse_body(body: bytes | str | dict, body_format: BodyFormat) -> GenerationR
         max_tokens=_integer(config, "maxTokenCount", 512, 1, 8192, "textGenerationConfig."),
         stop=tuple(stops),
     )
+    messages = titan_prompt_to_messages(text)
+    if messages is not None:
+        return GenerationRequest(messages=messages, params=params)
     return GenerationRequest(prompt=text, params=params)
+
+
+_TITAN_TURN = re.compile(r"(?:^|\n)\s*(User|Bot):[ \t]?")
+
+
+def titan_prompt_to_messages(text: str) -> tuple[Message, ...] | None:
+    """Titan's conversational convention ("User: ...\nBot:", the form AWS documents for chat) as chat messages,
+    so the serving model's own chat template renders it; None when the text does not end with an open "Bot:" turn.
+    Text before the first "User:" becomes the system prompt."""
+    parts = _TITAN_TURN.split(text)
+    if len(parts) < 5 or parts[-2] != "Bot" or parts[-1].strip() or parts[1] != "User":
+        return None
+    messages = [Message("system", parts[0].strip())] if parts[0].strip() else []
+    for speaker, content in zip(parts[1:-2:2], parts[2:-2:2]):
+        messages.append(Message("user" if speaker == "User" else "assistant", content.strip()))
+    return tuple(messages)
 
 
 _LLAMA2_REASON = {StopReason.END: "stop", StopReason.STOP_SEQUENCE: "stop", StopReason.LENGTH: "length"}
