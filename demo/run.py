@@ -350,10 +350,10 @@ class Demo:
             name="demo-rules", roleArn=ROLE,
             knowledgeBaseConfiguration={"type": "VECTOR", "vectorKnowledgeBaseConfiguration": {
                 "embeddingModelArn": "arn:aws:bedrock:us-east-1::foundation-model/sentence-transformers.all-minilm-l6-v2"}},
-            storageConfiguration=self.kb_storage(),
-        )["knowledgeBase"]
+        )["knowledgeBase"]  # no storageConfiguration: the embedded SQLite vector store
         source = self.agent.create_data_source(knowledgeBaseId=kb["knowledgeBaseId"], name="rules",
-                                               dataSourceConfiguration=self.kb_source(rules))["dataSource"]
+                                               dataSourceConfiguration={"type": "S3", "s3Configuration": {
+                                                   "bucketArn": f"file://{rules}"}})["dataSource"]  # a local folder (ours)
         job = self.agent.start_ingestion_job(knowledgeBaseId=kb["knowledgeBaseId"], dataSourceId=source["dataSourceId"])["ingestionJob"]
         with console.status("ingestion: parse, chunk, embed, index"):
             while job["status"] not in ("COMPLETE", "FAILED", "STOPPED"):
@@ -376,12 +376,6 @@ class Demo:
                     uri = ref.get("location", {}).get(ref.get("location", {}).get("type", "").lower() + "Location", {})
                     console.print(f"   cited: {ref.get('metadata', {}).get('x-amz-bedrock-kb-source-uri', uri)}", highlight=False)
         self.done("d. knowledge base answers", f"{stats.get('numberOfNewDocumentsIndexed', '?')} documents indexed, session kept", started)
-
-    def kb_storage(self) -> dict:
-        return {}
-
-    def kb_source(self, folder: Path) -> dict:
-        return {}
 
     def cleanup(self) -> None:
         if self.pt_arn:
