@@ -18,7 +18,7 @@ from tuneforge.knowledge.stores import Hit, StoredChunk, VectorStore
 
 DIMENSION = 16
 GENRES = ["drama", "comedy", "horror"]
-STORES = ["sqlite", "pgvector"]  # redis joins when it lands
+STORES = ["sqlite", "pgvector", "redis"]
 
 
 def _unit(vector: numpy.ndarray) -> numpy.ndarray:
@@ -360,3 +360,46 @@ def test_text_with_nul_characters_is_stored(make_store) -> None:
     store.replace_document(uri, [StoredChunk("n", uri, "zebra\x00 text", "zebra\x00", {"k": "a\x00b"}, QUERIES[0])])
     (hit,) = store.keyword_search("zebra", k=1)
     assert hit.chunk.text.replace("\x00", "") == "zebra text"
+
+
+def test_redis_without_the_search_module_is_unavailable(redis_url_without_search: str) -> None:
+    from tuneforge.errors import Unavailable
+    from tuneforge.knowledge.stores.redis import RedisStore
+
+    with pytest.raises(Unavailable, match="no query engine.*Redis Stack"):
+        RedisStore(redis_url_without_search, "kb", DIMENSION).open()
+    with pytest.raises(Unavailable, match="cannot connect to Redis"):
+        RedisStore("redis://127.0.0.1:1/0", "kb", DIMENSION).open()
+
+
+def test_redis_filter_translation_is_exact_where_tokens_can_express_it() -> None:
+    from tuneforge.knowledge.stores.redis import filter_query
+
+    exact = {"andAll": [{"in": {"key": "a", "value": ["x", 1]}}, {"notEquals": {"key": "b", "value": True}}]}
+    assert filter_query(parse_filter(exact))[1] is True
+    partial = {"andAll": [{"equals": {"key": "a", "value": "x"}}, {"greaterThan": {"key": "y", "value": 1}}]}
+    query, is_exact = filter_query(parse_filter(partial))
+    assert query and not is_exact  # the equals part still narrows the KNN query
+    unconstrained = {"orAll": [{"equals": {"key": "a", "value": "x"}}, {"startsWith": {"key": "u", "value": "s"}}]}
+    assert filter_query(parse_filter(unconstrained)) == (None, False)
+
+
+def test_redis_field_mapping(redis_url: str) -> None:
+    from tuneforge.knowledge.stores.redis import RedisStore
+
+    store = RedisStore(
+        redis_url, f"kb_{uuid.uuid4().hex[:12]}", DIMENSION, vector_field="emb", text_field="body", metadata_field="meta"
+    )
+    store.open()
+    try:
+        for uri, chunks in CORPUS.items():
+            store.replace_document(uri, chunks)
+        assert ids(store.search(QUERIES[0], k=5)) == reference_top_k(QUERIES[0], 5, ALL)
+        assert ids(store.keyword_search("zebra", k=5)) == ["c017", "c003"]
+        flt = parse_filter({"greaterThan": {"key": "year", "value": 2025}})
+        assert ids(store.search(QUERIES[1], k=3, filter=flt)) == reference_top_k(QUERIES[1], 3, ALL, flt)
+    finally:
+        store.drop()
+    with pytest.raises(InvalidInput) as caught:
+        RedisStore(redis_url, "kb", DIMENSION, text_field="a b")
+    assert caught.value.field == "fieldMapping.textField"
