@@ -403,3 +403,17 @@ def test_redis_field_mapping(redis_url: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         RedisStore(redis_url, "kb", DIMENSION, text_field="a b")
     assert caught.value.field == "fieldMapping.textField"
+
+
+def test_two_handles_see_each_others_writes(store: VectorStore, make_store) -> None:
+    """An ingestion process and a serving process open the same knowledge base; the reader's cache (SQLite's
+    matrix) must notice the writer's commits."""
+    reader = make_store()
+    assert ids(reader.search(QUERIES[0], k=3)) == reference_top_k(QUERIES[0], 3, ALL)
+    uri = "s3://bucket/late.txt"
+    store.replace_document(uri, [StoredChunk("late", uri, "late zebra", "late", {"genre": "late"}, QUERIES[0])])
+    assert ids(reader.search(QUERIES[0], k=1)) == ["late"]
+    late = parse_filter({"equals": {"key": "genre", "value": "late"}})
+    assert ids(reader.search(QUERIES[3], k=3, filter=late)) == ["late"]
+    store.delete_document(uri)
+    assert ids(reader.search(QUERIES[0], k=3)) == reference_top_k(QUERIES[0], 3, ALL)

@@ -11,10 +11,10 @@ tsv, a generated to_tsvector('english', text). Indexes: HNSW (vector_cosine_ops)
 on metadata (jsonb_path_ops: equals, in and listContains become `metadata @> ...` and use it), btree on
 document_id.
 
-Search: unfiltered queries walk the HNSW index (approximate, with hnsw.ef_search raised to at least k so k rows
-come back). Filtered queries translate the filter to SQL (below) and run with index scans off, which makes
-PostgreSQL rank every admitted row exactly: pgvector 0.6's HNSW filters *after* the index scan and would
-return fewer than k rows for a selective filter. Scores are 1 - cosine distance.
+Search: unfiltered queries walk the HNSW index (approximate; hnsw.ef_search is raised to max(100, 2k), at
+most 1000, for recall and so that k rows come back). Filtered queries translate the filter to SQL (below) and
+run with index scans off, which makes PostgreSQL rank every admitted row exactly: pgvector 0.6's HNSW filters
+*after* the index scan and would return fewer than k rows for a selective filter. Scores are 1 - cosine distance.
 
 Filter translation (semantics of tuneforge.knowledge.filters):
     equals / notEquals            metadata @> {"key": value} / NOT (...)   (JSONB equality: 1 = 1.0, "1" != 1)
@@ -47,6 +47,7 @@ from tuneforge.knowledge.stores.base import Hit, StoredChunk, checked_query, che
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")  # room for the index-name suffixes within 63 bytes
 _WORD = re.compile(r"\w+")
 _MAX_QUERY_WORDS = 256  # a 20,000-character query would otherwise build a tsquery of thousands of ORs
+_HNSW_EF_SEARCH = 100  # pgvector's default 40 trades recall for speed; bench/vector_search.py measures both
 _HNSW_EF_SEARCH_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
 _NUMERIC_SQL = {"greaterThan": ">", "greaterThanOrEquals": ">=", "lessThan": "<", "lessThanOrEquals": "<="}
 _INSTALL = (
@@ -230,7 +231,7 @@ class PgVectorStore:
     def search(self, vector: numpy.ndarray, *, k: int, filter: Filter | None = None) -> list[Hit]:
         query = _vector_text(checked_query(vector, self.dimension, k))
         where, params = ("TRUE", []) if filter is None else filter_sql(filter)
-        settings = [f"SET LOCAL hnsw.ef_search = {min(max(40, k), _HNSW_EF_SEARCH_MAX)}"]
+        settings = [f"SET LOCAL hnsw.ef_search = {min(max(_HNSW_EF_SEARCH, 2 * k), _HNSW_EF_SEARCH_MAX)}"]
         if filter is not None:
             settings.append("SET LOCAL enable_indexscan = off")  # exact ranking of the admitted rows (see above)
         rows = self._query(

@@ -9,7 +9,7 @@ Keys (prefix `tuneforge:kb:<index>:`):
     doc:<document_id>   set of the document's chunk ids        docs   set of document ids
     meta                hash: dimension
 Index `<index>` ON HASH over chunk:*: text TEXT (BM25 keyword search), mtags TAG, vector VECTOR HNSW
-FLOAT32 COSINE (EF_RUNTIME raised to k by the engine for KNN).
+FLOAT32 COSINE, searched with EF_RUNTIME max(100, 2k).
 
 Filters. The index schema is fixed when the knowledge base is created but metadata keys are not known then,
 so each chunk's metadata is indexed as one TAG field of opaque tokens, sha1(key, type, value): one per scalar
@@ -47,6 +47,7 @@ _INDEX_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # no ':' or glob characters
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _WORD = re.compile(r"\w+")
 _MAX_QUERY_WORDS = 256
+_EF_RUNTIME = 100  # HNSW candidate list per query (RediSearch's default 10 loses recall); see the bench
 _OVERFETCH = 4  # first fetch of a post-filtered query: 4*k candidates, then doubling
 _INSTALL = (
     "use a Redis with the query engine: Redis 8, Redis Stack (docker image redis/redis-stack-server), or Redis "
@@ -250,8 +251,9 @@ class RedisStore:
         client = self._open_client()
 
         def fetch(n: int) -> list[Hit]:
+            knn = f"KNN {n} @{self.vector_field} $vec EF_RUNTIME {max(_EF_RUNTIME, 2 * n)} AS dist"
             reply = client.execute_command(
-                "FT.SEARCH", self.index, f"({query})=>[KNN {n} @{self.vector_field} $vec AS dist]",
+                "FT.SEARCH", self.index, f"({query})=>[{knn}]",
                 "PARAMS", 2, "vec", blob,
                 "SORTBY", "dist", "ASC",
                 "RETURN", len(self._returned) + 1, *self._returned, "dist",
