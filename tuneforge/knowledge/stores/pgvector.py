@@ -35,7 +35,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy
@@ -71,6 +72,7 @@ class PgVectorStore:
         self.table = table
         self.dimension = dimension
         self._connection: Any = None
+        self._opened = False  # open() succeeded once: a lost connection is re-made, not an error
         self._lock = threading.RLock()  # one connection shared by the server's threads
 
     def __repr__(self) -> str:
@@ -99,6 +101,7 @@ class PgVectorStore:
                 connection.close()
                 raise
             self._connection = connection
+            self._opened = True
 
     def _create(self, connection: Any) -> None:
         import psycopg2
@@ -152,14 +155,14 @@ class PgVectorStore:
 
     def close(self) -> None:
         with self._lock:
+            self._opened = False
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
 
     def drop(self) -> None:
         with self._lock:
-            connection = self._open_connection()
-            with connection, connection.cursor() as cursor:
+            with self._transaction() as cursor:
                 cursor.execute(f'DROP TABLE IF EXISTS "{self.table}"')
             self.close()
 
@@ -181,36 +184,31 @@ class PgVectorStore:
             )
             for chunk, vector in zip(chunks, vectors)
         ]
-        with self._lock:
-            connection = self._open_connection()
-            try:
-                with connection, connection.cursor() as cursor:
-                    self._lock_document(cursor, document_id)
-                    cursor.execute(f'DELETE FROM "{self.table}" WHERE document_id = %s', (document_id,))
-                    execute_values(
-                        cursor,
-                        f'INSERT INTO "{self.table}" (chunk_id, document_id, text, content, metadata, embedding) '
-                        "VALUES %s",
-                        rows,
-                        template="(%s, %s, %s, %s, %s::jsonb, %s::vector)",
-                        page_size=500,
-                    )
-            except psycopg2.errors.UniqueViolation as exc:  # rolled back by `with connection`
-                raise self._taken(connection, document_id, [row[0] for row in rows]) from exc
-
-    def delete_document(self, document_id: str) -> None:
-        with self._lock:
-            connection = self._open_connection()
-            with connection, connection.cursor() as cursor:
+        try:
+            with self._transaction() as cursor:
                 self._lock_document(cursor, document_id)
                 cursor.execute(f'DELETE FROM "{self.table}" WHERE document_id = %s', (document_id,))
+                execute_values(
+                    cursor,
+                    f'INSERT INTO "{self.table}" (chunk_id, document_id, text, content, metadata, embedding) VALUES %s',
+                    rows,
+                    template="(%s, %s, %s, %s, %s::jsonb, %s::vector)",
+                    page_size=500,
+                )
+        except psycopg2.errors.UniqueViolation as exc:  # the transaction was rolled back
+            raise self._taken(document_id, [row[0] for row in rows]) from exc
+
+    def delete_document(self, document_id: str) -> None:
+        with self._transaction() as cursor:
+            self._lock_document(cursor, document_id)
+            cursor.execute(f'DELETE FROM "{self.table}" WHERE document_id = %s', (document_id,))
 
     def _lock_document(self, cursor: Any, document_id: str) -> None:
         # two writers of one document (two ingestion jobs) would otherwise interleave DELETE and INSERT
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.table}/{document_id}",))
 
-    def _taken(self, connection: Any, document_id: str, chunk_ids: list[str]) -> Conflict:
-        with connection, connection.cursor() as cursor:
+    def _taken(self, document_id: str, chunk_ids: list[str]) -> Conflict:
+        with self._transaction() as cursor:
             cursor.execute(
                 f'SELECT chunk_id, document_id FROM "{self.table}" WHERE chunk_id = ANY(%s) AND document_id != %s '
                 "LIMIT 1",
@@ -260,19 +258,37 @@ class PgVectorStore:
 
     # ---- internals
 
-    def _open_connection(self) -> Any:
-        if self._connection is None:
-            raise Unavailable(f"{self!r} is not open; call open() first.")
-        return self._connection
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """A cursor in one transaction (committed on success). A lost connection becomes Unavailable, and the
+        next call connects again, so a restarted PostgreSQL costs one failed request, not a restart of ours."""
+        import psycopg2
+
+        with self._lock:
+            if self._connection is None:
+                if not self._opened:
+                    raise Unavailable(f"{self!r} is not open; call open() first.")
+                try:
+                    self._connection = psycopg2.connect(self.url)
+                except psycopg2.Error as exc:
+                    raise Unavailable(f"cannot connect to PostgreSQL at {_safe_url(self.url)}: {exc}".strip()) from exc
+            connection = self._connection
+            try:
+                with connection, connection.cursor() as cursor:
+                    yield cursor
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                if connection.closed:
+                    self._connection = None
+                raise Unavailable(
+                    f"PostgreSQL at {_safe_url(self.url)} failed: {' '.join(str(exc).split())}; retry later."
+                ) from exc
 
     def _query(self, sql: str, params: Sequence[Any], settings: Sequence[str] = ()) -> list[tuple]:
-        with self._lock:
-            connection = self._open_connection()
-            with connection, connection.cursor() as cursor:
-                for setting in settings:
-                    cursor.execute(setting)
-                cursor.execute(sql, params)
-                return cursor.fetchall()
+        with self._transaction() as cursor:
+            for setting in settings:
+                cursor.execute(setting)
+            cursor.execute(sql, params)
+            return cursor.fetchall()
 
 
 def filter_sql(node: Filter) -> tuple[str, list[Any]]:

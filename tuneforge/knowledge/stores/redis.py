@@ -30,12 +30,13 @@ words (query syntax is never interpreted) scored by BM25 (RediSearch's BM25STD w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy
 
@@ -53,6 +54,24 @@ _INSTALL = (
     "use a Redis with the query engine: Redis 8, Redis Stack (docker image redis/redis-stack-server), or Redis "
     "Cloud / Enterprise with the Search and Query capability"
 )
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _reachable(method: _Method) -> _Method:
+    """Connection failures become Unavailable (redis-py reconnects by itself on the next call)."""
+
+    @functools.wraps(method)
+    def wrapper(self: RedisStore, *args: Any, **kwargs: Any) -> Any:
+        import redis
+
+        try:
+            return method(self, *args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise Unavailable(f"Redis at {_safe_url(self.url)} failed: {exc}; retry later.") from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 class RedisStore:
@@ -161,6 +180,7 @@ class RedisStore:
                 self._client.close()
                 self._client = None
 
+    @_reachable
     def drop(self) -> None:
         import redis
 
@@ -178,6 +198,7 @@ class RedisStore:
 
     # ---- writes
 
+    @_reachable
     def replace_document(self, document_id: str, chunks: Sequence[StoredChunk]) -> None:
         vectors = checked_vectors(document_id, chunks, self.dimension)
         records = {
@@ -194,6 +215,7 @@ class RedisStore:
         }
         self._write(document_id, records)
 
+    @_reachable
     def delete_document(self, document_id: str) -> None:
         self._write(document_id, {})
 
@@ -239,12 +261,15 @@ class RedisStore:
 
     # ---- reads
 
+    @_reachable
     def document_ids(self) -> set[str]:
         return set(self._open_client().smembers(self.prefix + "docs"))
 
+    @_reachable
     def count(self) -> int:
         return int(self._open_client().execute_command("FT.SEARCH", self.index, "*", "LIMIT", 0, 0)[0])
 
+    @_reachable
     def search(self, vector: numpy.ndarray, *, k: int, filter: Filter | None = None) -> list[Hit]:
         blob = checked_query(vector, self.dimension, k).astype("<f4").tobytes()
         query, exact = ("*", True) if filter is None else _query_or_all(filter)
@@ -266,6 +291,7 @@ class RedisStore:
             return fetch(k)
         return _post_filtered(fetch, k, filter, self.count())
 
+    @_reachable
     def keyword_search(self, query: str, *, k: int, filter: Filter | None = None) -> list[Hit]:
         if k < 1:
             raise InvalidInput(f"k must be at least 1, got {k}.", field="k")
