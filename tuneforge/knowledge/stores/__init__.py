@@ -7,5 +7,6 @@
 from __future__ import annotations
 
 from tuneforge.knowledge.stores.base import Hit, MetadataValue, StoredChunk, VectorStore
+from tuneforge.knowledge.stores.sqlite import SqliteStore
 
-__all__ = ["Hit", "MetadataValue", "StoredChunk", "VectorStore"]
+__all__ = ["Hit", "MetadataValue", "SqliteStore", "StoredChunk", "VectorStore"]

@@ -93,6 +93,7 @@ def checked_vectors(document_id: str, chunks: Sequence[StoredChunk], dimension: 
                 field=f"chunks[{i}].chunk_id",
             )
         seen.add(chunk.chunk_id)
+        _check_metadata(chunk.metadata, f"chunks[{i}].metadata")
         vector = numpy.asarray(chunk.vector, dtype=numpy.float32)
         if vector.shape != (dimension,):
             raise InvalidInput(
@@ -104,6 +105,26 @@ def checked_vectors(document_id: str, chunks: Sequence[StoredChunk], dimension: 
             raise InvalidInput(f"chunks[{i}].vector contains NaN or infinity.", field=f"chunks[{i}].vector")
         vectors.append(vector)
     return vectors
+
+
+def _check_metadata(metadata: object, field: str) -> None:
+    from tuneforge.errors import InvalidInput
+
+    if not isinstance(metadata, dict):
+        raise InvalidInput(f"{field} must be a dict, got {type(metadata).__name__}.", field=field)
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidInput(f"{field} has a key {key!r}; keys are non-empty strings.", field=field)
+        scalar = isinstance(value, (str, bool)) or (
+            isinstance(value, (int, float)) and numpy.isfinite(value)  # JSON has no NaN/inf
+        )
+        strings = isinstance(value, list) and all(isinstance(member, str) for member in value)
+        if not (scalar or strings):
+            raise InvalidInput(
+                f"{field}[{key!r}] is {value!r}; metadata values are strings, finite numbers, booleans or "
+                "lists of strings.",
+                field=f"{field}.{key}",
+            )
 
 
 def checked_query(vector: numpy.ndarray, dimension: int, k: int) -> numpy.ndarray:
