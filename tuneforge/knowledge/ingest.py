@@ -1,7 +1,7 @@
 """Incremental sync of one data source into its knowledge base's vector store.
 
-    stats = sync(ds, store=store, sessions=sessions, chunker=chunker, embed=worker.embed,
-                 token_limit=facts.chunk_token_limit, on_progress=report, should_stop=lambda: False)
+    result = sync(ds, store=store, sessions=sessions, chunker=chunker, embed=worker.embed,
+                  token_limit=facts.chunk_token_limit, on_progress=report, should_stop=lambda: False)
 
 List the location; pair each document with its sidecar `<file>.metadata.json`; compare the SHA-256 of both
 with what the last sync recorded (table kb_documents). Only new or changed documents are parsed, chunked and
@@ -38,14 +38,14 @@ PAGE_NUMBER = "x-amz-bedrock-kb-document-page-number"
 Embed = Callable[[list[str]], np.ndarray]
 
 
-class SyncStopped(Exception):
-    """should_stop() said so between two documents; what was indexed so far stays."""
-
-
 @dataclass
 class SyncResult:
     statistics: dict[str, int]
     failure_reasons: list[str] = field(default_factory=list)
+
+
+class SyncStopped(Exception):
+    """should_stop() said so between two documents; what was indexed so far stays (args[0]: the SyncResult)."""
 
 
 def chunk_id(document_uri: str, index: int) -> str:
@@ -66,7 +66,7 @@ def stored_chunks(uri: str, ds_id: str, chunks: list[Chunk], vectors: np.ndarray
 
 def sync(
     ds: DataSourceRow, *, store: VectorStore, sessions: sessionmaker[Session], chunker: Chunker, embed: Embed,
-    token_limit: int, on_progress: Callable[[dict], None] = lambda _p: None, should_stop: Callable[[], bool] = lambda: False,
+    token_limit: int, on_progress: Callable[[dict, SyncResult], None] = lambda _p, _r: None, should_stop: Callable[[], bool] = lambda: False,
 ) -> SyncResult:
     stats = {
         "numberOfDocumentsScanned": 0, "numberOfMetadataDocumentsScanned": 0, "numberOfNewDocumentsIndexed": 0,
@@ -74,7 +74,7 @@ def sync(
         "numberOfDocumentsFailed": 0, "numberOfDocumentsSkipped": 0,
     }
     result = SyncResult(stats)
-    on_progress({"phase": "listing", "location": ds.location_uri})
+    on_progress({"phase": "listing", "location": ds.location_uri}, result)
     listed = {info.uri: info for info in storage.list_objects(ds.location_uri)}
     sidecars = {uri.removesuffix(SIDECAR_SUFFIX) for uri in listed if uri.endswith(SIDECAR_SUFFIX)}
     documents = sorted(uri for uri in listed if not uri.endswith(SIDECAR_SUFFIX))
@@ -85,8 +85,8 @@ def sync(
 
     for done, uri in enumerate(documents):
         if should_stop():
-            raise SyncStopped()
-        on_progress({"phase": "indexing", "documentsDone": done, "documentsTotal": len(documents), "document": uri})
+            raise SyncStopped(result)
+        on_progress({"phase": "indexing", "documentsDone": done, "documentsTotal": len(documents), "document": uri}, result)
         try:
             data = storage.read_bytes(uri)
             content_hash = hashlib.sha256(data).hexdigest()
@@ -123,13 +123,13 @@ def sync(
                                         content_sha256=content_hash, metadata_sha256=metadata_hash, chunk_count=len(chunks)))
 
     gone = sorted(set(known) - set(documents))
-    on_progress({"phase": "deleting", "documentsDone": len(documents), "documentsTotal": len(documents), "deleting": len(gone)})
+    on_progress({"phase": "deleting", "documentsDone": len(documents), "documentsTotal": len(documents), "deleting": len(gone)}, result)
     for uri in gone:
         store.delete_document(uri)
         with session_scope(sessions) as session:
             session.execute(delete(KbDocumentRow).where(KbDocumentRow.data_source_id == ds.data_source_id, KbDocumentRow.uri == uri))
         stats["numberOfDocumentsDeleted"] += 1
-    on_progress({"phase": "complete", "documentsDone": len(documents), "documentsTotal": len(documents)})
+    on_progress({"phase": "complete", "documentsDone": len(documents), "documentsTotal": len(documents)}, result)
     return result
 
 

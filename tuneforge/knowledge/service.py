@@ -134,6 +134,25 @@ def check_chunk_limit(chunking: dict | None, facts: EmbeddingModelFacts) -> None
             )
 
 
+def open_kb_store(kb: KnowledgeBaseRow, settings: Settings):
+    """The knowledge base's vector store, opened (tables and indexes created if missing)."""
+    data_dir = settings.home / "knowledge-bases"
+    try:
+        from tuneforge.knowledge.stores import open_store
+    except ImportError:  # until the stores branch's open_store lands: the embedded default only
+        from tuneforge.knowledge.stores import SqliteStore
+
+        if kb.storage_configuration is not None:
+            raise InvalidInput("storageConfiguration is not supported yet: omit it to use the embedded store",
+                               field="storageConfiguration") from None
+        (data_dir / kb.knowledge_base_id).mkdir(parents=True, exist_ok=True)
+        store = SqliteStore(data_dir / kb.knowledge_base_id / "chunks.db", kb.dimension, kb.knowledge_base_id)
+    else:
+        store = open_store(kb.storage_configuration, kb_id=kb.knowledge_base_id, dimension=kb.dimension, data_dir=data_dir)
+    store.open()
+    return store
+
+
 class KnowledgeBaseService:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], catalog: Catalog, *, reconcile: bool = True) -> None:
         self.settings = settings
@@ -244,12 +263,7 @@ class KnowledgeBaseService:
         return row
 
     def open_store(self, kb: KnowledgeBaseRow):
-        from tuneforge.knowledge.stores import open_store
-
-        store = open_store(kb.storage_configuration, kb_id=kb.knowledge_base_id, dimension=kb.dimension,
-                           data_dir=self.settings.home / "knowledge-bases")
-        store.open()
-        return store
+        return open_kb_store(kb, self.settings)
 
     # ---- data sources ---------------------------------------------------------------------------
     def create_data_source(
