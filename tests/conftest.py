@@ -9,7 +9,7 @@ import pytest
 
 from tests.tiny_model import build_tiny_llama
 
-pytest_plugins = ["tests.fixtures_db", "tests.fixtures_s3"]
+pytest_plugins = ["tests.fixtures_db", "tests.fixtures_s3", "tests.fixtures_redis"]
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub

@@ -18,7 +18,7 @@ from tuneforge.knowledge.stores import Hit, StoredChunk, VectorStore
 
 DIMENSION = 16
 GENRES = ["drama", "comedy", "horror"]
-STORES = ["sqlite"]  # pgvector and redis join as they land
+STORES = ["sqlite", "pgvector", "redis"]
 
 
 def _unit(vector: numpy.ndarray) -> numpy.ndarray:
@@ -296,3 +296,110 @@ def test_drop_removes_everything(store: VectorStore, make_store) -> None:
     assert again.keyword_search("zebra", k=5) == []
     again.replace_document("s3://b/one", [StoredChunk("z", "s3://b/one", "zebra", "zebra", {}, QUERIES[2])])
     assert ids(again.search(QUERIES[0], k=5)) == ["z"]
+
+
+# ---- backend specifics
+
+
+def test_pgvector_without_the_extension_is_unavailable(postgres_url: str) -> None:
+    """A role that may not CREATE EXTENSION vector (it is not a trusted extension) stands in for a server
+    without pgvector: open() must say what to install, not fail later."""
+    import psycopg2
+    from sqlalchemy import make_url
+
+    from tuneforge.errors import Unavailable
+    from tuneforge.knowledge.stores.pgvector import PgVectorStore
+
+    admin_url = make_url(postgres_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"nov_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(admin_url)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE ROLE {name} LOGIN")
+            cursor.execute(f"CREATE DATABASE {name} OWNER {name}")
+        url = make_url(admin_url).set(username=name, database=name).render_as_string(hide_password=False)
+        store = PgVectorStore(url, "kb", DIMENSION)
+        with pytest.raises(Unavailable, match="pgvector extension is not enabled.*superuser.*CREATE EXTENSION vector"):
+            store.open()
+        with pytest.raises(Unavailable, match="cannot connect to PostgreSQL"):
+            PgVectorStore(make_url(url).set(database=f"{name}_missing").render_as_string(False), "kb", 8).open()
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            cursor.execute(f"DROP ROLE IF EXISTS {name}")
+        admin.close()
+
+
+def test_pgvector_unfiltered_search_uses_the_hnsw_index(postgres_url: str) -> None:
+    from tuneforge.knowledge.stores.pgvector import PgVectorStore
+
+    store = PgVectorStore(postgres_url, f"kb_{uuid.uuid4().hex[:12]}", DIMENSION)
+    store.open()
+    try:
+        for uri, chunks in CORPUS.items():
+            store.replace_document(uri, chunks)
+        _assert_index_scan(store)
+    finally:
+        store.drop()
+
+
+def _assert_index_scan(store) -> None:
+    vector = "[" + ",".join(map(repr, QUERIES[0].tolist())) + "]"
+    plan = store._query(  # noqa: SLF001 - the plan is the point of this test
+        f'EXPLAIN SELECT chunk_id FROM "{store.table}" ORDER BY embedding <=> %s::vector LIMIT 5',
+        (vector,),
+        ["SET LOCAL enable_seqscan = off"],  # 30 rows: the planner would rightly prefer a scan otherwise
+    )
+    assert any(f"{store.table}_embedding" in line for (line,) in plan)
+
+
+def test_text_with_nul_characters_is_stored(make_store) -> None:
+    store = make_store()
+    uri = "s3://b/nul.pdf"
+    store.replace_document(uri, [StoredChunk("n", uri, "zebra\x00 text", "zebra\x00", {"k": "a\x00b"}, QUERIES[0])])
+    (hit,) = store.keyword_search("zebra", k=1)
+    assert hit.chunk.text.replace("\x00", "") == "zebra text"
+
+
+def test_redis_without_the_search_module_is_unavailable(redis_url_without_search: str) -> None:
+    from tuneforge.errors import Unavailable
+    from tuneforge.knowledge.stores.redis import RedisStore
+
+    with pytest.raises(Unavailable, match="no query engine.*Redis Stack"):
+        RedisStore(redis_url_without_search, "kb", DIMENSION).open()
+    with pytest.raises(Unavailable, match="cannot connect to Redis"):
+        RedisStore("redis://127.0.0.1:1/0", "kb", DIMENSION).open()
+
+
+def test_redis_filter_translation_is_exact_where_tokens_can_express_it() -> None:
+    from tuneforge.knowledge.stores.redis import filter_query
+
+    exact = {"andAll": [{"in": {"key": "a", "value": ["x", 1]}}, {"notEquals": {"key": "b", "value": True}}]}
+    assert filter_query(parse_filter(exact))[1] is True
+    partial = {"andAll": [{"equals": {"key": "a", "value": "x"}}, {"greaterThan": {"key": "y", "value": 1}}]}
+    query, is_exact = filter_query(parse_filter(partial))
+    assert query and not is_exact  # the equals part still narrows the KNN query
+    unconstrained = {"orAll": [{"equals": {"key": "a", "value": "x"}}, {"startsWith": {"key": "u", "value": "s"}}]}
+    assert filter_query(parse_filter(unconstrained)) == (None, False)
+
+
+def test_redis_field_mapping(redis_url: str) -> None:
+    from tuneforge.knowledge.stores.redis import RedisStore
+
+    store = RedisStore(
+        redis_url, f"kb_{uuid.uuid4().hex[:12]}", DIMENSION, vector_field="emb", text_field="body", metadata_field="meta"
+    )
+    store.open()
+    try:
+        for uri, chunks in CORPUS.items():
+            store.replace_document(uri, chunks)
+        assert ids(store.search(QUERIES[0], k=5)) == reference_top_k(QUERIES[0], 5, ALL)
+        assert ids(store.keyword_search("zebra", k=5)) == ["c017", "c003"]
+        flt = parse_filter({"greaterThan": {"key": "year", "value": 2025}})
+        assert ids(store.search(QUERIES[1], k=3, filter=flt)) == reference_top_k(QUERIES[1], 3, ALL, flt)
+    finally:
+        store.drop()
+    with pytest.raises(InvalidInput) as caught:
+        RedisStore(redis_url, "kb", DIMENSION, text_field="a b")
+    assert caught.value.field == "fieldMapping.textField"
