@@ -162,7 +162,8 @@ def test_real_models_answer_from_real_statutes(tmp_path, monkeypatch):
     with WorkerProcess(embedding_spec(catalog, DEFAULT_EMBEDDING_MODEL_ID)) as embedder, \
             WorkerProcess(catalog.worker_spec(catalog.get("huggingfacetb.smollm2-135m-instruct-v1"))) as generator:
         kb_id = index_folder(kbs, sessions, folder, DEFAULT_EMBEDDING_MODEL_ID, embedder.embed)
-        question = (folder / picked[3]).read_text().split("\n", 1)[0].strip("# ").strip()
+        heading = next(line for line in (folder / picked[3]).read_text().splitlines() if line.startswith("#### "))
+        question = heading.split(". ", 1)[-1].strip()  # the section's title, without its number
         retriever = Retriever(kbs, embedder_for=lambda _m: embedder.embed)
         top = retriever.retrieve(kb_id, question, {"vectorSearchConfiguration": {"numberOfResults": 3}})
         assert any(r["metadata"][SOURCE_URI].endswith(picked[3]) for r in top), (question, [r["metadata"][SOURCE_URI] for r in top])

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from tuneforge.catalog.service import Catalog
+from tuneforge.catalog.service import Catalog, embedding_spec
 from tuneforge.db import open_database
 from tuneforge.jobs.service import JobService
+from tuneforge.knowledge.retrieve import Retriever
+from tuneforge.knowledge.service import KnowledgeBaseService
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.serving.pool import WorkerPool
 from tuneforge.settings import Settings
@@ -21,14 +23,23 @@ class Services:
     jobs: JobService
     registry: CustomModelRegistry
     pool: WorkerPool
+    knowledge: KnowledgeBaseService
+    retriever: Retriever
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":
         sessions = open_database(settings.database_url)
         catalog = Catalog(settings, sessions)
-        return cls(settings, catalog, JobService(settings, sessions, catalog), CustomModelRegistry(settings, sessions), WorkerPool())
+        pool = WorkerPool()
+        knowledge = KnowledgeBaseService(settings, sessions, catalog)
+        # query embeddings: the knowledge base's embedding model, one worker per model in the pool
+        retriever = Retriever(knowledge, embedder_for=lambda model_id: pool.get(
+            f"embedding:{model_id}", lambda: embedding_spec(catalog, model_id)).embed)
+        return cls(settings, catalog, JobService(settings, sessions, catalog), CustomModelRegistry(settings, sessions), pool,
+                   knowledge, retriever)
 
     def close(self) -> None:
+        self.retriever.close()
         self.pool.close()
 
 
