@@ -21,6 +21,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
+@pytest.fixture(scope="session")
+def tiny_embedder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-init sentence-transformers model with all-MiniLM-L6-v2's tokenizer (tests/tiny_embedder.py)."""
+    from tests.tiny_embedder import build_tiny_embedder
+
+    return build_tiny_embedder(tmp_path_factory.mktemp("tiny-embedder"))
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh TUNEFORGE_HOME for code and subprocesses that read the environment."""

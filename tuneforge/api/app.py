@@ -15,6 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tuneforge import __version__
+from tuneforge.api.agent import control as agent_control
+from tuneforge.api.agent import runtime as agent_runtime
 from tuneforge.api.aws import protocol
 from tuneforge.api.aws.errors import error_response
 from tuneforge.api.bedrock import control, runtime
@@ -42,6 +44,8 @@ def build_app(settings: Settings) -> Starlette:
         Route("/health", health, methods=["GET"]),
         *protocol.routes("bedrock", control.HANDLERS),
         *protocol.routes("bedrock-runtime", runtime.HANDLERS),
+        *protocol.routes("bedrock-agent", agent_control.HANDLERS),
+        *protocol.routes("bedrock-agent-runtime", agent_runtime.HANDLERS),
         Route("/{path:path}", not_implemented, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from tuneforge.catalog.service import Catalog
+from tuneforge.catalog.service import Catalog, embedding_spec
 from tuneforge.db import open_database
 from tuneforge.jobs.service import JobService
+from tuneforge.knowledge.retrieve import Retriever
+from tuneforge.knowledge.service import KnowledgeBaseService
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.serving.deployments import DeploymentService
 from tuneforge.serving.pool import WorkerPool
@@ -25,6 +27,8 @@ class Services:
     pool: WorkerPool
     deployments: DeploymentService
     supervisor: Supervisor
+    knowledge: KnowledgeBaseService
+    retriever: Retriever
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":
@@ -32,13 +36,19 @@ class Services:
         catalog = Catalog(settings, sessions)
         registry = CustomModelRegistry(settings, sessions)
         deployments = DeploymentService(settings, sessions, catalog, registry)
+        pool = WorkerPool()
+        knowledge = KnowledgeBaseService(settings, sessions, catalog)
+        # query embeddings: the knowledge base's embedding model, one worker per model in the pool
+        retriever = Retriever(knowledge, embedder_for=lambda model_id: pool.get(
+            f"embedding:{model_id}", lambda: embedding_spec(catalog, model_id)).embed)
         return cls(
-            settings, catalog, JobService(settings, sessions, catalog), registry, WorkerPool(), deployments,
-            Supervisor(deployments, max_queue=settings.max_queue).start(),
+            settings, catalog, JobService(settings, sessions, catalog), registry, pool, deployments,
+            Supervisor(deployments, max_queue=settings.max_queue).start(), knowledge, retriever,
         )
 
     def close(self) -> None:
         self.supervisor.close()
+        self.retriever.close()
         self.pool.close()
 
 

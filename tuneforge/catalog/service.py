@@ -211,6 +211,19 @@ class Catalog:
         return WorkerSpec(model.model_id, model.source.location, None, device, dtype)
 
 
+def embedding_spec(catalog: Catalog, identifier: str, *, device: str = "auto") -> WorkerSpec:
+    """A worker spec that serves `identifier` (an EMBEDDING catalog model id or ARN) with the `embed` op."""
+    model = catalog.resolve(model_id_from(identifier))
+    if Modality.EMBEDDING not in model.output_modalities:
+        raise InvalidInput(
+            f"{model.model_id!r} is not an embedding model: pick a catalog model whose output modality is EMBEDDING "
+            "(e.g. sentence-transformers.all-minilm-l6-v2)", field="embeddingModelArn",
+        )
+    if model.source.kind is SourceKind.PACKAGE_DIR:
+        return WorkerSpec(model.model_id, str(package_path(model.source.location)), device=device, task="embed")
+    return WorkerSpec(model.model_id, model.source.location, device=device, task="embed")
+
+
 def _from_row(row: FoundationModelRow) -> FoundationModel:
     kind = SourceKind(row.source_kind)
     return FoundationModel(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, Dialect, Integer, MetaData, String, TypeDecorator
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, ForeignKey, Integer, MetaData, String, TypeDecorator
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -207,3 +207,87 @@ class ProvisionedModelRow(Timestamps, Base):
     commitment_expiration_time: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     status: Mapped[str] = mapped_column(String(20), index=True)  # Creating InService Updating Failed
     failure_message: Mapped[str | None] = mapped_column(String(4096), nullable=True)
+
+
+class KnowledgeBaseRow(Timestamps, Base):
+    """A knowledge base (Bedrock CreateKnowledgeBase). Its chunks live in the vector store that
+    `storage_configuration` names (tuneforge.knowledge.stores.open_store); the embedding model is fixed at creation."""
+
+    __tablename__ = "knowledge_bases"
+
+    knowledge_base_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    knowledge_base_arn: Mapped[str] = mapped_column(String(128), unique=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    role_arn: Mapped[str] = mapped_column(String(2048))
+    client_token: Mapped[str | None] = mapped_column(String(256), unique=True, nullable=True)
+    knowledge_base_configuration: Mapped[dict] = mapped_column(JSON)  # as sent
+    storage_configuration: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # as sent; None = embedded SQLite
+    embedding_model_id: Mapped[str] = mapped_column(String(200))
+    dimension: Mapped[int] = mapped_column(Integer)
+    embedding_max_tokens: Mapped[int] = mapped_column(Integer)  # word pieces the embedding model reads per chunk
+    status: Mapped[str] = mapped_column(String(24))
+    failure_reasons: Mapped[list[str]] = mapped_column(JSON)
+
+
+class DataSourceRow(Timestamps, Base):
+    """Where a knowledge base's documents come from (Bedrock CreateDataSource) and how they are chunked."""
+
+    __tablename__ = "kb_data_sources"
+
+    data_source_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    knowledge_base_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.knowledge_base_id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    client_token: Mapped[str | None] = mapped_column(String(256), unique=True, nullable=True)
+    data_source_configuration: Mapped[dict] = mapped_column(JSON)  # as sent
+    location_uri: Mapped[str] = mapped_column(String(2048))  # s3://bucket/prefix or a local folder, as listed
+    vector_ingestion_configuration: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    data_deletion_policy: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(24))
+    failure_reasons: Mapped[list[str]] = mapped_column(JSON)
+
+
+class IngestionJobRow(Timestamps, Base):
+    """One sync of a data source into its knowledge base (Bedrock StartIngestionJob), run by its own process
+    (tuneforge.knowledge.ingest_process); the process columns work as in CustomizationJobRow."""
+
+    __tablename__ = "kb_ingestion_jobs"
+
+    ingestion_job_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    knowledge_base_id: Mapped[str] = mapped_column(String(10), index=True)
+    data_source_id: Mapped[str] = mapped_column(ForeignKey("kb_data_sources.data_source_id", ondelete="CASCADE"), index=True)
+    description: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    client_token: Mapped[str | None] = mapped_column(String(256), unique=True, nullable=True)
+    status: Mapped[str] = mapped_column(String(12), index=True)  # STARTING IN_PROGRESS COMPLETE FAILED STOPPING STOPPED
+    statistics: Mapped[dict] = mapped_column(JSON)  # Bedrock's IngestionJobStatistics
+    failure_reasons: Mapped[list[str]] = mapped_column(JSON)  # one per failed document: "uri: reason"
+    progress: Mapped[dict] = mapped_column(JSON)  # phase, documents done / total
+    work_dir: Mapped[str] = mapped_column(String(1024))
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pid_started_at: Mapped[float | None] = mapped_column(nullable=True)
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class KbDocumentRow(Timestamps, Base):
+    """A document indexed from a data source, with the hashes incremental sync compares."""
+
+    __tablename__ = "kb_documents"
+
+    data_source_id: Mapped[str] = mapped_column(ForeignKey("kb_data_sources.data_source_id", ondelete="CASCADE"), primary_key=True)
+    uri: Mapped[str] = mapped_column(String(2048), primary_key=True)
+    knowledge_base_id: Mapped[str] = mapped_column(String(10), index=True)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    metadata_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the sidecar's, if any
+    chunk_count: Mapped[int] = mapped_column(Integer)
+
+
+class RagSessionRow(Timestamps, Base):
+    """A RetrieveAndGenerate conversation: its turns (question, standalone query, answer) in order."""
+
+    __tablename__ = "rag_sessions"
+
+    session_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    knowledge_base_id: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    turns: Mapped[list[dict]] = mapped_column(JSON)

@@ -7,6 +7,7 @@ callers may retry), none hangs.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import queue
@@ -15,6 +16,8 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+import numpy as np
 
 from tuneforge import errors
 from tuneforge.inference.params import Delta, GenerationRequest, GenerationResult
@@ -31,6 +34,8 @@ class WorkerInfo:
     device: str
     dtype: str
     context_length: int
+    dimension: int | None = None  # embedding workers: the vector size
+    max_tokens: int | None = None  # embedding workers: word pieces read per text (longer ones are truncated)
 
 
 def _raise(payload: dict) -> None:
@@ -55,7 +60,8 @@ class WorkerProcess:
         if ready.get("event") != "ready":
             self.close()
             _raise(ready)
-        self.info = WorkerInfo(ready["load_seconds"], ready["device"], ready["dtype"], ready["context_length"])
+        self.info = WorkerInfo(ready["load_seconds"], ready["device"], ready["dtype"], ready["context_length"],
+                               ready.get("dimension"), ready.get("max_tokens"))
         self._reader = threading.Thread(target=self._route, name=f"worker-reader-{spec.model_id}", daemon=True)
         self._reader.start()
 
@@ -124,6 +130,28 @@ class WorkerProcess:
                 self._pending.pop(rid, None)
             if not finished:  # the caller went away mid-stream: free the batch slot
                 self._send({"id": rid, "op": "cancel"}, quiet=True)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """L2-normalized float32 embeddings, one row per text (embedding workers only)."""
+        rid = next(self._ids)
+        answers: queue.Queue = queue.Queue()
+        with self._lock:
+            self._pending[rid] = answers
+        try:
+            self._send({"id": rid, "op": "embed", "texts": list(texts)})
+            event = answers.get()
+        finally:
+            with self._lock:
+                self._pending.pop(rid, None)
+        if event is _DEAD:
+            raise errors.ModelFailure(
+                f"the embedding worker for {self.spec.model_id} stopped while answering (exit code {self._proc.poll()}); "
+                "the request can be retried"
+            )
+        if event["event"] != "done":
+            _raise(event)
+        result = event["result"]
+        return np.frombuffer(base64.b64decode(result["vectors"]), dtype=np.float32).reshape(result["shape"])
 
     def _send(self, payload: dict, *, quiet: bool = False) -> None:
         try:

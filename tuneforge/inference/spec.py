@@ -16,6 +16,7 @@ class WorkerSpec:
     adapter: str | None = None  # a PEFT adapter directory applied on top of `checkpoint`
     max_batch_size: int = 8  # sequences decoded together (continuous batching)
     max_queue: int = 64  # requests waiting beyond that are refused with Throttled (back-pressure)
+    task: str = "generate"  # "generate" (a causal LM) or "embed" (a sentence-transformers directory)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

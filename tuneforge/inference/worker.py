@@ -9,6 +9,12 @@ by zero or more {"id", "event": "delta", "text"} lines and one {"id", "event": "
 {"id", "event": "error", "type", "message", "field"} line; answers of different requests interleave.
 Logs and progress go to stderr.
 
+An embedding worker (`WorkerSpec.task == "embed"`, a sentence-transformers directory) answers
+{"id", "op": "embed", "texts": [...]} with one {"id", "event": "done", "result": {"vectors": base64 float32,
+"shape": [n, dimension]}} line: rows L2-normalized, in request order. Its ready line adds "dimension" and
+"max_tokens" (the model's max_seq_length: longer texts are truncated by the model, so callers keep chunks
+within it). Requests are encoded one at a time, each as batches of `EMBED_BATCH` texts.
+
 Keeping the model in its own process keeps torch out of the API and CLI processes, and a crash here
 cannot take them down.
 """
@@ -16,6 +22,7 @@ cannot take them down.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 import threading
@@ -25,7 +32,7 @@ import warnings
 from dataclasses import asdict
 from pathlib import Path
 
-from tuneforge.errors import TuneforgeError
+from tuneforge.errors import InvalidInput, TuneforgeError
 from tuneforge.inference.params import GenerationRequest
 from tuneforge.inference.spec import WorkerSpec
 
@@ -64,6 +71,72 @@ def load_engine(spec: WorkerSpec):
     )
 
 
+EMBED_BATCH = 64  # texts per forward pass: bounds activation memory on long chunks
+
+
+def load_embedder(spec: WorkerSpec):
+    from sentence_transformers import SentenceTransformer
+
+    path = Path(spec.checkpoint)
+    if not (path / "modules.json").is_file():
+        raise InvalidInput(f"{str(path)!r} is not a sentence-transformers directory (no modules.json)", field="model_id")
+    device = None if spec.device == "auto" else spec.device
+    return SentenceTransformer(str(path), device=device, local_files_only=True)
+
+
+def _dimension(model) -> int:
+    # sentence-transformers 6 renamed get_sentence_embedding_dimension; accept both within our bounds
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter())
+
+
+def _embed_payload(model, texts: list[str]) -> dict:
+    import numpy as np
+
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise InvalidInput("texts must be a list of strings", field="texts")
+    dimension = _dimension(model)
+    if texts:
+        vectors = model.encode(texts, batch_size=EMBED_BATCH, normalize_embeddings=True, convert_to_numpy=True,
+                               show_progress_bar=False)
+    else:
+        vectors = np.zeros((0, dimension))
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    return {"vectors": base64.b64encode(vectors.tobytes()).decode("ascii"), "shape": list(vectors.shape)}
+
+
+def serve_embeddings(spec: WorkerSpec, out: "_Output", stdin) -> int:
+    started = time.perf_counter()
+    try:
+        model = load_embedder(spec)
+    except BaseException as exc:  # report why loading failed, then exit non-zero
+        out.send(_error_payload(exc))
+        if not isinstance(exc, TuneforgeError):
+            traceback.print_exc(file=sys.stderr)
+        return 1
+    out.send({
+        "event": "ready", "load_seconds": round(time.perf_counter() - started, 3), "device": str(model.device),
+        "dtype": "float32", "context_length": int(model.max_seq_length or 0),
+        "dimension": _dimension(model), "max_tokens": int(model.max_seq_length or 0),
+    })
+    for line in stdin:
+        if not line.strip():
+            continue
+        message = json.loads(line)
+        rid = message.get("id")
+        if message.get("op") == "cancel":
+            continue
+        try:
+            if message.get("op") != "embed":
+                raise InvalidInput("this worker serves an embedding model: send op 'embed'", field="op")
+            out.send({"id": rid, "event": "done", "result": _embed_payload(model, message.get("texts"))})
+        except Exception as exc:  # the request's own failure goes to its caller, not to the worker
+            out.send({"id": rid, **_error_payload(exc)})
+            if not isinstance(exc, TuneforgeError):
+                traceback.print_exc(file=sys.stderr)
+    return 0
+
+
 def _forward(out: _Output, rid, handle, stream: bool, handles: dict) -> None:
     try:
         for delta in handle:
@@ -85,6 +158,8 @@ def serve(spec: WorkerSpec, stdin=sys.stdin, stdout=sys.stdout) -> int:
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     out = _Output(stdout)
+    if spec.task == "embed":
+        return serve_embeddings(spec, out, stdin)
     started = time.perf_counter()
     try:
         engine = load_engine(spec)

@@ -31,11 +31,12 @@ class ProcessHandle:
     host: str
 
 
-def start(job_id: str, work_dir: Path, *, env: dict[str, str] | None = None) -> ProcessHandle:
+def start(job_id: str, work_dir: Path, *, env: dict[str, str] | None = None, module: str = "tuneforge.jobs.process") -> ProcessHandle:
+    """Run `python -m module job_id` detached (customization jobs by default; knowledge-base ingestion too)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     with open(work_dir / LOG_NAME, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tuneforge.jobs.process", job_id],
+            [sys.executable, "-m", module, job_id],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group: survives the caller, stopped as a tree
             env=torch_env({**(env or {}), "PYTHONUNBUFFERED": "1"}),

@@ -1,0 +1,30 @@
+"""Embedding workers: the `embed` op of tuneforge.inference.worker on a tiny sentence-transformers model."""
+
+import numpy as np
+import pytest
+
+from tuneforge.errors import InvalidInput
+from tuneforge.inference.client import WorkerProcess
+from tuneforge.inference.spec import WorkerSpec
+
+
+def test_embed_returns_normalized_float32_rows_in_order(tiny_embedder_dir):
+    with WorkerProcess(WorkerSpec("tiny-embedder", str(tiny_embedder_dir), task="embed")) as worker:
+        assert worker.info.dimension == 32 and worker.info.max_tokens == 128
+        texts = ["the guest checks in", "exchange rules", "the guest checks in"] + [f"text {i}" for i in range(100)]
+        vectors = worker.embed(texts)
+        assert vectors.shape == (103, 32) and vectors.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+        np.testing.assert_allclose(vectors[0], vectors[2], rtol=1e-5)
+        assert not np.allclose(vectors[0], vectors[1])
+        single = worker.embed(["exchange rules"])  # batching does not change a text's vector
+        np.testing.assert_allclose(single[0], vectors[1], atol=1e-5)
+        assert worker.embed([]).shape == (0, 32)
+        with pytest.raises(InvalidInput, match="list of strings"):
+            worker.embed([3])  # type: ignore[list-item]
+        assert worker.embed(["still serving"]).shape == (1, 32)
+
+
+def test_embedding_worker_refuses_a_directory_without_modules_json(tmp_path):
+    with pytest.raises(InvalidInput, match="modules.json"):
+        WorkerProcess(WorkerSpec("ghost", str(tmp_path), task="embed"))
