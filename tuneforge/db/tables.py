@@ -183,3 +183,31 @@ class CustomModelRow(Timestamps, Base):
     artifact_dir: Mapped[str] = mapped_column(String(1024))
     artifact_kind: Mapped[str] = mapped_column(String(20))  # adapter | full
     kms_key_id: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+
+
+class AccessKeyRow(Timestamps, Base):
+    """An API access key tuneforge issued. The secret is stored encrypted (AES-GCM under a keyring key), not
+    hashed: SigV4 needs the plaintext secret to recompute each request's signature."""
+
+    __tablename__ = "access_keys"
+
+    access_key_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    secret_ciphertext: Mapped[str] = mapped_column(String(512))  # base64 of nonce | AES-GCM(secret)
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class AuditEventRow(Base):
+    """One mutating API call: who, what, on which resource, and how it ended."""
+
+    __tablename__ = "audit_events"
+
+    event_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    access_key_id: Mapped[str | None] = mapped_column(String(20), nullable=True)  # None when serving with --no-auth
+    service: Mapped[str] = mapped_column(String(40))
+    operation: Mapped[str] = mapped_column(String(80))
+    resource: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    status_code: Mapped[int] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(80), nullable=True)

@@ -63,6 +63,11 @@ class WorkerProcess:
     def pid(self) -> int:
         return self._proc.pid
 
+    def pending(self) -> int:
+        """Requests sent and not yet answered in full (queued in the worker or generating)."""
+        with self._lock:
+            return len(self._pending)
+
     def alive(self) -> bool:
         return self._proc.poll() is None and self._reader.is_alive()
 

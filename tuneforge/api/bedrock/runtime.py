@@ -1,7 +1,7 @@
 """`bedrock-runtime`: InvokeModel, InvokeModelWithResponseStream, Converse, ConverseStream.
 
-A foundation model (id, ARN or alias) is served on demand by the server's worker pool, with the body family of
-its catalog entry. Custom models are invoked through a provisioned throughput, as in Bedrock.
+A foundation model (id, ARN or alias) is served on demand by the server's worker pool (tuneforge.serving.resolve),
+with the body family of its catalog entry. Custom models are invoked through a provisioned throughput, as in Bedrock.
 Streams use AWS event-stream framing; an error after the first event travels as an exception event.
 """
 
@@ -17,41 +17,24 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from tuneforge.api import eventstream
+from tuneforge.api.metrics import MeteredWorker
 from tuneforge.api.services import Services, services
 from tuneforge.catalog.entries import BodyFormat
-from tuneforge.errors import InvalidInput, NotFound, Throttled, TuneforgeError
+from tuneforge.errors import InvalidInput, Throttled, TuneforgeError
 from tuneforge.inference.bodies import parse_body, render_response, render_stream_chunk
-from tuneforge.inference.client import WorkerProcess
 from tuneforge.inference.params import Delta, GenerationRequest, Message, SamplingParams, StopReason
+from tuneforge.serving.resolve import worker_for
 
 _CONVERSE_REASON = {StopReason.END: "end_turn", StopReason.LENGTH: "max_tokens", StopReason.STOP_SEQUENCE: "stop_sequence"}
 
 
-def target(s: Services, model_id: str) -> tuple[WorkerProcess, BodyFormat]:
-    """The worker serving `model_id` and the body family it speaks."""
-    if ":custom-model/" in model_id or _is_custom_model_name(s, model_id):
-        raise InvalidInput(
-            f"{model_id!r} is a custom model: invoke it through a provisioned throughput "
-            "(CreateProvisionedModelThroughput, then use its provisionedModelArn as modelId)", field="modelId",
-        )
-    try:
-        entry = s.catalog.get(model_id)
-    except NotFound:
-        raise NotFound(f"no model {model_id!r} to invoke: see ListFoundationModels, or register it with `tuneforge models add`", field="modelId") from None
-    resolved = s.catalog.resolve(entry.model_id)
-    worker = s.pool.get(f"foundation:{resolved.model_id}", lambda: s.catalog.worker_spec(resolved))
-    return worker, entry.body_format
+def target(s: Services, model_id: str) -> tuple[MeteredWorker, BodyFormat]:
+    """The worker serving `model_id` (its generations counted in the metrics) and the body family it speaks."""
+    worker, entry = worker_for(s.catalog, s.registry, s.pool, model_id)
+    return MeteredWorker(worker, s.metrics, entry.model_id), entry.body_format
 
 
-def _is_custom_model_name(s: Services, model_id: str) -> bool:
-    try:
-        s.registry.get(model_id)
-        return True
-    except NotFound:
-        return False
-
-
-def _stream_events(worker: WorkerProcess, request: GenerationRequest) -> Iterator[Delta]:
+def _stream_events(worker: MeteredWorker, request: GenerationRequest) -> Iterator[Delta]:
     """Start generating and return the stream once its first delta is there, so early errors are HTTP errors."""
     deltas = worker.stream(request)
     first = next(deltas)
