@@ -10,6 +10,7 @@ import json
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from email.message import Message
 
 import botocore
 import botocore.auth
@@ -54,7 +55,7 @@ def fails(call, **kwargs) -> tuple[str, int]:
 
 
 def send(server: Server, method: str, path: str, body: bytes = b"", key: tuple[str, str] | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], dict]:
+         headers: dict[str, str] | None = None) -> tuple[int, Message, dict]:
     """A raw request, SigV4-signed by botocore (as boto3 would) when `key` is given."""
     request = AWSRequest(method=method, url=server.url + path, data=body, headers={"Content-Type": "application/json", **(headers or {})})
     if key is not None:
@@ -64,9 +65,9 @@ def send(server: Server, method: str, path: str, body: bytes = b"", key: tuple[s
                                  headers={k: v.decode() if isinstance(v, bytes) else v for k, v in prepared.headers.items()})
     try:
         with urllib.request.urlopen(raw, timeout=30) as reply:
-            return reply.status, dict(reply.headers), json.loads(reply.read() or b"{}")
+            return reply.status, reply.headers, json.loads(reply.read() or b"{}")
     except urllib.error.HTTPError as reply:
-        return reply.code, dict(reply.headers), json.loads(reply.read() or b"{}")
+        return reply.code, reply.headers, json.loads(reply.read() or b"{}")
 
 
 # ---- authentication ---------------------------------------------------------------------------------
@@ -158,7 +159,7 @@ def test_mutating_calls_are_audited(server, tmp_path):
     assert events[2]["resource"] == arn and events[1]["resource"] == arn and events[0]["resource"] == "no-such-job"
     assert {e["accessKeyId"] for e in events} == {server.key[0]}
     assert datetime.fromisoformat(events[0]["time"]) > datetime.now(UTC) - timedelta(minutes=5)
-    table = tuneforge(server.home, "audit", "--limit", "1").stdout
+    table = tuneforge(server.home, "audit", "--limit", "1", env={"COLUMNS": "250"}).stdout
     assert "StopModelCustomizationJob" in table and "404" in table
     everything = json.loads(tuneforge(server.home, "audit", "--json", "--limit", "10000").stdout)["events"]
     denied = [e for e in everything if e["errorCode"] == "AccessDeniedException"]
