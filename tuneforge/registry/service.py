@@ -83,7 +83,7 @@ class CustomModelRegistry:
         )
         with session_scope(self.sessions) as session:
             session.merge(row)  # a job re-run after a crash at this point registers the same model again
-            store_tags(session, row.model_arn, [(t["key"], t["value"]) for t in job.custom_model_tags])
+            store_tags(session, row.model_arn, [(t["key"], t["value"]) for t in job.custom_model_tags or []])
         return self.get(model_id)
 
     def get(self, identifier: str) -> CustomModelRow:
