@@ -125,6 +125,9 @@ def test_unknown_model_and_malformed_json(server, client):
     reply = httpx.post(f"{server.url}/v1/chat/completions", content=b'{"model": "tiny",', timeout=10,
                        headers={"Authorization": f"Bearer {server.key[1]}", "Content-Type": "application/json"})
     assert reply.status_code == 400 and "not valid JSON" in reply.json()["error"]["message"]
+    with pytest.raises(openai.NotFoundError) as err:
+        client.embeddings.create(model="tiny", input="x")
+    assert "/v1/chat/completions" in err.value.message
 
 
 def test_no_auth_mode_accepts_any_key(tmp_path, tiny_model_dir):

@@ -34,4 +34,6 @@ def serve(
     host, port = host or current.host, port or current.port
     mode = "[bold red]authentication OFF[/]" if not current.auth else "signed requests only (tuneforge keys create)"
     console.print(f"tuneforge serving Bedrock's and OpenAI's APIs on http://{host}:{port} (data: {current.home}); {mode}")
+    if not current.auth and host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[bold red]warning:[/] --no-auth on {host} lets anyone who can reach this port create jobs and delete models")
     uvicorn.run(build_app(current), host=host, port=port, log_level="info")

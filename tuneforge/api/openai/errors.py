@@ -12,7 +12,7 @@ _TABLE = [
     (SignatureError, 401, "authentication_error", "invalid_api_key"),
     (errors.PayloadTooLarge, 413, "invalid_request_error", "request_too_large"),
     (errors.InvalidInput, 400, "invalid_request_error", None),
-    (errors.NotFound, 404, "invalid_request_error", "model_not_found"),
+    (errors.NotFound, 404, "invalid_request_error", None),
     (errors.AccessDenied, 403, "permission_error", None),
     (errors.Throttled, 429, "rate_limit_error", None),  # includes a model still loading: OpenAI clients retry 429
     (errors.Conflict, 409, "invalid_request_error", None),
@@ -25,6 +25,8 @@ _TABLE = [
 def error_body(exc: errors.TuneforgeError) -> tuple[int, dict]:
     for cls, status, kind, code in _TABLE:
         if isinstance(exc, cls):
+            if isinstance(exc, errors.NotFound) and exc.field == "model":
+                code = "model_not_found"
             return status, {"error": {"message": exc.message, "type": kind, "param": exc.field, "code": code}}
     return 500, {"error": {"message": exc.message, "type": "server_error", "param": None, "code": None}}
 

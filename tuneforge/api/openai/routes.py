@@ -16,7 +16,7 @@ from tuneforge.api.openai import serving
 from tuneforge.api.openai.errors import error_response
 from tuneforge.api.openai.protocol import ChatCompletionRequest, CompletionRequest, parse
 from tuneforge.api.services import Services, services
-from tuneforge.errors import TuneforgeError
+from tuneforge.errors import NotFound, TuneforgeError
 
 SERVICE = "openai"  # the metrics' service label
 
@@ -52,10 +52,17 @@ def _completion(s: Services, request: Request, body: bytes):
     return serving.completion_stream(s, parsed) if parsed.stream else serving.completion(s, parsed)
 
 
+async def _unknown(request: Request) -> Response:
+    # OpenAI's clients expect their error JSON here, not the AWS one of the server's catch-all
+    return error_response(NotFound(f"{request.method} {request.url.path} is not an endpoint of tuneforge's OpenAI API: "
+                                   "it serves /v1/models, /v1/chat/completions and /v1/completions"))
+
+
 def routes() -> list[Route]:
     return [
         _route("/v1/models", "GET", "ListModels", lambda s, request, body: serving.list_models(s)),
         _route("/v1/models/{model:path}", "GET", "RetrieveModel", lambda s, request, body: serving.get_model(s, request.path_params["model"])),
         _route("/v1/chat/completions", "POST", "ChatCompletions", _chat),
         _route("/v1/completions", "POST", "Completions", _completion),
+        Route("/v1/{path:path}", _unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
