@@ -235,3 +235,17 @@ def test_no_auth_serves_anyone_and_audits_without_a_key(tmp_path):
         srv.stop()
     events = json.loads(tuneforge(home, "audit", "--json").stdout)["events"]
     assert [(e["operation"], e["accessKeyId"]) for e in events] == [("StopModelCustomizationJob", None)]
+
+
+def test_keys_cli_tables_and_bad_flags(tmp_path):
+    home = tmp_path / "home"
+    key_id, secret = create_key(home, "--read-only")
+    table = tuneforge(home, "keys", "list", env={"COLUMNS": "200"}).stdout
+    assert key_id in table and "read-only" in table and secret not in table
+    shown = tuneforge(home, "keys", "create", env={"COLUMNS": "200"}).stdout
+    assert "secretAccessKey:" in shown and "not shown again" in shown
+    with pytest.raises(AssertionError, match="--name") as err:
+        tuneforge(home, "keys", "create", "--name", "bad\nname")
+    assert "exited 2" in str(err.value)
+    with pytest.raises(AssertionError, match="--limit"):
+        tuneforge(home, "audit", "--limit", "0")

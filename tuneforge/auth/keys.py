@@ -7,7 +7,8 @@
 The secret is shown once, at creation. It is stored encrypted with AES-256-GCM under the keyring key
 `tuneforge-access-keys` (tuneforge.registry.keyring, created on first use), the key id bound in as associated
 data so a ciphertext cannot be moved to another key's row. Encrypted, not hashed: SigV4 signs with the secret
-itself, so the server must recover it to recompute a signature.
+itself, so the server must recover it to recompute a signature. A keyed HMAC of the secret is stored too, so a
+bearer token that carries only the secret finds its key in one indexed lookup.
 LIMITATIONS: as for artifacts, the keyring sits in TUNEFORGE_HOME; whoever can read both the keyring and the
 database can recover every secret.
 """
@@ -15,6 +16,8 @@ database can recover every secret.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import secrets
 import string
 from dataclasses import dataclass
@@ -96,7 +99,7 @@ class AccessKeys:
         secret = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(SECRET_LENGTH))
         with session_scope(self.sessions) as session:
             session.add(AccessKeyRow(access_key_id=key_id, name=name, read_only=read_only,
-                                     secret_ciphertext=self._seal(key_id, secret)))
+                                     secret_ciphertext=self._seal(key_id, secret), secret_digest=self._digest(secret)))
         return IssuedKey(key_id, secret)
 
     def list(self) -> list[AccessKeyInfo]:
@@ -122,14 +125,17 @@ class AccessKeys:
         return ActiveKey(row.access_key_id, self._open(row.access_key_id, row.secret_ciphertext), row.read_only)
 
     def lookup_secret(self, secret: str) -> ActiveKey | None:
-        """The active key whose secret this is (bearer tokens carry only the secret). Compares every key in constant time."""
-        found = None
-        for info in self.list():
-            if info.revoked_at is None:
-                key = self.lookup(info.access_key_id)
-                if key is not None and secrets.compare_digest(key.secret.encode(), secret.encode()):
-                    found = key
-        return found
+        """The active key whose secret this is (bearer tokens may carry only the secret), by its keyed digest."""
+        with self.sessions() as session:
+            row = session.scalars(select(AccessKeyRow).where(AccessKeyRow.secret_digest == self._digest(secret))).first()
+        key = self.lookup(row.access_key_id) if row is not None else None
+        if key is None or not secrets.compare_digest(key.secret.encode(), secret.encode()):
+            return None
+        return key
+
+    def _digest(self, secret: str) -> str:
+        # keyed, so the column alone does not let anyone test guesses of a secret offline
+        return hmac.new(self._keyring_key().material, b"tuneforge access key lookup\0" + secret.encode(), hashlib.sha256).hexdigest()
 
     def _seal(self, key_id: str, secret: str) -> str:
         nonce = secrets.token_bytes(_NONCE)

@@ -194,6 +194,8 @@ class AccessKeyRow(Timestamps, Base):
     access_key_id: Mapped[str] = mapped_column(String(20), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(128), nullable=True)
     secret_ciphertext: Mapped[str] = mapped_column(String(512))  # base64 of nonce | AES-GCM(secret)
+    # keyed HMAC of the secret: finds the key of a bearer token that carries only the secret, in one lookup
+    secret_digest: Mapped[str] = mapped_column(String(64), unique=True)
     read_only: Mapped[bool] = mapped_column(Boolean, default=False)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0002
-Create Date: 2026-11-24 12:16:58.502235
+Create Date: 2026-11-24 12:27:29.465247
 """
 
 from alembic import op
@@ -20,11 +20,13 @@ def upgrade() -> None:
     sa.Column('access_key_id', sa.String(length=20), nullable=False),
     sa.Column('name', sa.String(length=128), nullable=True),
     sa.Column('secret_ciphertext', sa.String(length=512), nullable=False),
+    sa.Column('secret_digest', sa.String(length=64), nullable=False),
     sa.Column('read_only', sa.Boolean(), nullable=False),
     sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('access_key_id', name=op.f('pk_access_keys'))
+    sa.PrimaryKeyConstraint('access_key_id', name=op.f('pk_access_keys')),
+    sa.UniqueConstraint('secret_digest', name=op.f('uq_access_keys_secret_digest'))
     )
     op.create_table('audit_events',
     sa.Column('event_id', sa.Integer(), autoincrement=True, nullable=False),
