@@ -123,7 +123,8 @@ def test_revoked_key_and_listing_never_shows_secrets(server):
 
 
 def test_read_only_key_reads_but_cannot_mutate(server, tmp_path):
-    bedrock = server.client("bedrock", key=create_key(server.home, "--read-only", "--name", "viewer"))
+    viewer = create_key(server.home, "--read-only", "--name", "viewer")
+    bedrock = server.client("bedrock", key=viewer)
     assert bedrock.list_model_customization_jobs()["modelCustomizationJobSummaries"] is not None
     with pytest.raises(bedrock.exceptions.AccessDeniedException) as err:
         bedrock.create_model_customization_job(**job_args(tmp_path, "denied-job"))
@@ -131,6 +132,9 @@ def test_read_only_key_reads_but_cannot_mutate(server, tmp_path):
     assert fails(bedrock.stop_model_customization_job, jobIdentifier="any") == ("AccessDeniedException", 403)
     assert fails(bedrock.tag_resource, resourceARN="arn:aws:bedrock:us-east-1:000000000000:custom-model/tiny/abcdefghijkl",
                  tags=[{"key": "a", "value": "b"}]) == ("AccessDeniedException", 403)
+    events = json.loads(tuneforge(server.home, "audit", "--json", "--limit", "3").stdout)["events"]
+    assert [(e["operation"], e["accessKeyId"], e["statusCode"]) for e in events] == [
+        ("TagResource", viewer[0], 403), ("StopModelCustomizationJob", viewer[0], 403), ("CreateModelCustomizationJob", viewer[0], 403)]
 
 
 def test_bearer_tokens_work_on_the_bedrock_services(server):

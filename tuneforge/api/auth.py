@@ -1,6 +1,7 @@
 """Who is calling: SigV4 (boto3) or a bearer token (OpenAI clients), checked against tuneforge's access keys.
 
-    key = authenticate_aws(services, request, service, operation, body)   # ActiveKey, or None with --no-auth
+    key = authenticate_aws(services, request, service, body)   # ActiveKey, or None with --no-auth
+    authorize(key, operation)                                  # read-only keys: reads and invocations only
     key = authenticate_bearer(services, request.headers.get("authorization"))
 
 Failures raise `SignatureError` (with AWS's code and status: MissingAuthenticationTokenException 403,
@@ -32,7 +33,7 @@ def is_mutating(operation: str) -> bool:
     return not operation.startswith(_READ_PREFIXES)
 
 
-def authenticate_aws(s: Services, request: Request, service: str, operation: str, body: bytes) -> ActiveKey | None:
+def authenticate_aws(s: Services, request: Request, service: str, body: bytes) -> ActiveKey | None:
     if not s.settings.auth:
         return None
     bearer = parse_bearer(request.headers.get("authorization"))
@@ -52,10 +53,14 @@ def authenticate_aws(s: Services, request: Request, service: str, operation: str
             request.headers, body, lookup, now=datetime.now(UTC), max_skew=timedelta(seconds=s.settings.clock_skew_seconds),
         )
         key = found[0]
-    if key.read_only and is_mutating(operation):
+    return key
+
+
+def authorize(key: ActiveKey | None, operation: str) -> None:
+    """Raise AccessDenied when a read-only key calls a mutating operation (None: authentication is off)."""
+    if key is not None and key.read_only and is_mutating(operation):
         raise AccessDenied(f"access key {key.access_key_id} is read-only and cannot call {operation}: "
                            "use a key created without --read-only")
-    return key
 
 
 def authenticate_bearer(s: Services, authorization: str | None) -> ActiveKey | None:

@@ -147,7 +147,8 @@ def _endpoint(service: str, operation: OperationModel, handler: Handler):
         key = params = result = None
         try:
             body = await read_body(request, s.settings.max_request_bytes)
-            key = await run_in_threadpool(auth.authenticate_aws, s, request, service, operation.name, body)
+            key = await run_in_threadpool(auth.authenticate_aws, s, request, service, body)
+            auth.authorize(key, operation.name)
             params = parse_input(operation, request.path_params, request.query_params, request.headers, body)
             if asyncio.iscoroutinefunction(handler):
                 result = await handler(request, params)
