@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import botocore.config
 import botocore.session
 from botocore.validate import ParamValidator
 
@@ -21,14 +22,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def tuneforge(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the real CLI against `home`; raises with its output when it fails."""
+    done = subprocess.run([sys.executable, "-m", "tuneforge", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TUNEFORGE_HOME": str(home), **(env or {})})
+    if done.returncode != 0:
+        raise AssertionError(f"tuneforge {' '.join(args)} exited {done.returncode}: {done.stdout}{done.stderr}")
+    return done
+
+
+def create_key(home: Path, *flags: str, env: dict[str, str] | None = None) -> tuple[str, str]:
+    """A real access key from `tuneforge keys create --json`: (access key id, secret)."""
+    issued = json.loads(tuneforge(home, "keys", "create", "--json", *flags, env=env).stdout)
+    return issued["accessKeyId"], issued["secretAccessKey"]
+
+
 class Server:
-    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
+    """`tuneforge serve` on a free port, with a full-access key (`self.key`) made by the CLI beforehand."""
+
+    def __init__(self, home: Path, env: dict[str, str] | None = None, *, no_auth: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.home = home
+        self.env = env
+        self.key = create_key(home, "--name", "tests", env=env) if not no_auth else ("AKIDEXAMPLE", "not-checked")
         self.log = open(home.parent / "server.log", "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tuneforge", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "tuneforge", "serve", "--port", str(self.port), *(["--no-auth"] if no_auth else [])],
             env={**os.environ, "TUNEFORGE_HOME": str(home), **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
@@ -41,6 +61,10 @@ class Server:
                     raise RuntimeError(f"tuneforge serve exited: {(home.parent / 'server.log').read_text()}")
                 time.sleep(0.2)
         raise RuntimeError("tuneforge serve did not start in 60 s")
+
+    def client(self, service: str, key: tuple[str, str] | None = None, **config):
+        """A boto3 client of `service` signing with `key` (default: the server's full-access key)."""
+        return client(service, self.url, key or self.key, **config)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -89,9 +113,9 @@ def parsed_without_metadata(parsed: dict) -> dict:
     return {k: v for k, v in parsed.items() if k != "ResponseMetadata"}
 
 
-def client(service: str, url: str, config=None):
+def client(service: str, url: str, key: tuple[str, str], **config):
     session = botocore.session.get_session()
     return session.create_client(
-        service, region_name="us-east-1", endpoint_url=url,
-        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret", config=config,
+        service, region_name="us-east-1", endpoint_url=url, aws_access_key_id=key[0], aws_secret_access_key=key[1],
+        config=botocore.config.Config(**config) if config else None,
     )

@@ -9,7 +9,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api_server import Server, ShapeChecker, client
+from tests.api_server import Server, ShapeChecker
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database
 from tuneforge.settings import load_settings
@@ -39,7 +39,7 @@ def server(tmp_path_factory, tiny_model_dir, tiny_embedder_dir):
 
 @pytest.fixture(scope="module")
 def agent(server):
-    c = client("bedrock-agent", server.url)
+    c = server.client("bedrock-agent")
     c.shapes = ShapeChecker(c)
     yield c
     assert c.shapes.problems == [], c.shapes.problems
@@ -47,7 +47,7 @@ def agent(server):
 
 @pytest.fixture(scope="module")
 def agent_runtime(server):
-    c = client("bedrock-agent-runtime", server.url)
+    c = server.client("bedrock-agent-runtime")
     c.shapes = ShapeChecker(c)
     yield c
     assert c.shapes.problems == [], c.shapes.problems

@@ -8,7 +8,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api_server import Server, ShapeChecker, client
+from tests.api_server import Server, ShapeChecker
 from tests.test_jobs import stop_unfinished
 from tuneforge.catalog.builtin import DEFAULT_MODEL_ID
 from tuneforge.catalog.service import Catalog
@@ -34,7 +34,7 @@ def server(tmp_path_factory, tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def bedrock(server):
-    c = client("bedrock", server.url)
+    c = server.client("bedrock")
     c.shapes = ShapeChecker(c)
     yield c
     assert c.shapes.problems == [], c.shapes.problems
@@ -87,7 +87,8 @@ def wait_for(bedrock, arn, timeout=180):
 
 
 def test_customization_job_lifecycle(bedrock, tmp_path):
-    args = job_args(tmp_path, "api-job", clientRequestToken="token-0001")
+    args = job_args(tmp_path, "api-job", clientRequestToken="token-0001",
+                    jobTags=[{"key": "team", "value": "search"}], customModelTags=[{"key": "stage", "value": "dev"}])
     arn = bedrock.create_model_customization_job(**args)["jobArn"]
     assert bedrock.create_model_customization_job(**args)["jobArn"] == arn  # a retry with the same token
     with pytest.raises(ClientError) as err:
@@ -108,9 +109,29 @@ def test_customization_job_lifecycle(bedrock, tmp_path):
     with pytest.raises(ClientError) as err:
         bedrock.stop_model_customization_job(jobIdentifier=arn)
     assert code(err.value) == ("ConflictException", 400)
+
+    # tags given at creation, then changed with TagResource / UntagResource
+    assert bedrock.list_tags_for_resource(resourceARN=arn)["tags"] == [{"key": "team", "value": "search"}]
+    model_arn = job["outputModelArn"]
+    assert bedrock.list_tags_for_resource(resourceARN=model_arn)["tags"] == [{"key": "stage", "value": "dev"}]
+    bedrock.tag_resource(resourceARN=model_arn, tags=[{"key": "stage", "value": "prod"}, {"key": "owner", "value": "ml@x.org"}])
+    bedrock.untag_resource(resourceARN=arn, tagKeys=["team", "absent"])
+    assert bedrock.list_tags_for_resource(resourceARN=arn)["tags"] == []
+    assert bedrock.list_tags_for_resource(resourceARN=model_arn)["tags"] == [
+        {"key": "owner", "value": "ml@x.org"}, {"key": "stage", "value": "prod"}]
+    with pytest.raises(ClientError) as err:
+        bedrock.tag_resource(resourceARN=model_arn, tags=[{"key": "bad<key>", "value": "v"}])
+    assert code(err.value) == ("ValidationException", 400) and "tags[0].key" in str(err.value)
+    with pytest.raises(ClientError) as err:
+        bedrock.tag_resource(resourceARN=model_arn, tags=[{"key": f"k{i}", "value": "v"} for i in range(199)])
+    assert code(err.value) == ("TooManyTagsException", 400)
+
     bedrock.delete_custom_model(modelIdentifier="api-job-model")
     with pytest.raises(ClientError) as err:
         bedrock.get_custom_model(modelIdentifier="api-job-model")
+    assert code(err.value) == ("ResourceNotFoundException", 404)
+    with pytest.raises(ClientError) as err:
+        bedrock.list_tags_for_resource(resourceARN=model_arn)
     assert code(err.value) == ("ResourceNotFoundException", 404)
 
 
@@ -152,7 +173,7 @@ def test_bad_job_requests_are_rejected(bedrock, tmp_path, overrides, needle):
 
 
 def test_unimplemented_operations_say_so(server):
-    evaluation = client("bedrock", server.url)
+    evaluation = server.client("bedrock")
     with pytest.raises(ClientError) as err:
         evaluation.get_evaluation_job(jobIdentifier="x")
     assert code(err.value) == ("InternalFailure", 501) and "not implemented" in str(err.value)

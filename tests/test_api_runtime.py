@@ -9,7 +9,7 @@ import psutil
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api_server import Server, ShapeChecker, client
+from tests.api_server import Server, ShapeChecker
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database
 from tuneforge.settings import load_settings
@@ -33,7 +33,7 @@ def server(tmp_path_factory, tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def runtime(server):
-    c = client("bedrock-runtime", server.url)
+    c = server.client("bedrock-runtime")
     c.shapes = ShapeChecker(c)
     yield c
     assert c.shapes.problems == [], c.shapes.problems

@@ -15,10 +15,9 @@ import time
 
 import psutil
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.api_server import Server, ShapeChecker, client
+from tests.api_server import Server, ShapeChecker
 from tests.test_api_bedrock import code, job_args, wait_for
 from tests.test_jobs import stop_unfinished
 from tuneforge.catalog.service import Catalog
@@ -116,7 +115,7 @@ def server(tmp_path_factory, tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def bedrock(server):
-    c = client("bedrock", server.url)
+    c = server.client("bedrock")
     c.shapes = ShapeChecker(c)
     yield c
     assert c.shapes.problems == [], c.shapes.problems
@@ -124,12 +123,12 @@ def bedrock(server):
 
 @pytest.fixture(scope="module")
 def no_retries(server):
-    return client("bedrock-runtime", server.url, config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=120))
+    return server.client("bedrock-runtime", retries={"max_attempts": 1, "mode": "standard"}, read_timeout=120)
 
 
 @pytest.fixture(scope="module")
 def runtime(server):
-    c = client("bedrock-runtime", server.url)
+    c = server.client("bedrock-runtime")
     c.shapes = ShapeChecker(c)
     yield c
     assert c.shapes.problems == [], c.shapes.problems

@@ -87,7 +87,7 @@ def test_worker_reports_a_missing_checkpoint(tmp_path):
 
 def test_api_side_modules_do_not_import_torch():
     code = (
-        "import sys, tuneforge.cli.main, tuneforge.catalog.service, tuneforge.inference.client, tuneforge.inference.bodies\n"
+        "import sys, tuneforge.cli.main, tuneforge.api.app, tuneforge.catalog.service, tuneforge.inference.client, tuneforge.inference.bodies\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "assert 'transformers' not in sys.modules, 'transformers was imported'\n"
     )

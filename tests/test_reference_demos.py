@@ -15,7 +15,7 @@ import time
 import boto3
 import pytest
 
-from tests.api_server import Server, client
+from tests.api_server import Server
 from tests.test_jobs import stop_unfinished
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database
@@ -38,7 +38,7 @@ def stack(tmp_path, tiny_model_dir, s3_env):
     server = Server(home)  # inherits AWS_ENDPOINT_URL_S3 and the S3 credentials from s3_env
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="notebook")
-    yield server, client("bedrock", server.url), client("bedrock-runtime", server.url), s3
+    yield server, server.client("bedrock"), server.client("bedrock-runtime"), s3
     server.stop()
     stop_unfinished(JobService(settings, open_database(settings.database_url), catalog))
 

@@ -2,9 +2,11 @@
 
     TuneforgeError
      ├── InvalidInput      a request or file is wrong; names the field, flag or line  (ValidationException)
+     │    └── PayloadTooLarge  the request body is over the configured limit          (ValidationException, 413)
      ├── NotFound          no such model, job, deployment, bucket, ...                (ResourceNotFoundException)
      ├── Conflict          the name is taken or the resource is in the wrong state    (ConflictException)
      ├── QuotaExceeded     a configured limit would be passed                         (ServiceQuotaExceededException)
+     │    └── TooManyTags    a resource would carry more tags than allowed            (TooManyTagsException)
      ├── AccessDenied      the caller may not do this                                 (AccessDeniedException)
      ├── Throttled         too busy right now; retry later                            (ThrottlingException)
      │    └── ModelNotReady  the model is still loading                               (ModelNotReadyException)
@@ -33,6 +35,10 @@ class InvalidInput(TuneforgeError):
     pass
 
 
+class PayloadTooLarge(InvalidInput):
+    pass
+
+
 class NotFound(TuneforgeError):
     pass
 
@@ -42,6 +48,10 @@ class Conflict(TuneforgeError):
 
 
 class QuotaExceeded(TuneforgeError):
+    pass
+
+
+class TooManyTags(QuotaExceeded):
     pass
 
 
@@ -68,9 +78,11 @@ class ModelFailure(TuneforgeError):
 __all__ = [
     "TuneforgeError",
     "InvalidInput",
+    "PayloadTooLarge",
     "NotFound",
     "Conflict",
     "QuotaExceeded",
+    "TooManyTags",
     "AccessDenied",
     "Throttled",
     "ModelNotReady",

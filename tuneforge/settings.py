@@ -7,6 +7,10 @@ Environment variables (all optional):
     TUNEFORGE_HOST/_PORT    where `tuneforge serve` listens (default 127.0.0.1:8000)
     TUNEFORGE_REGION        region used in ARNs (default: AWS_REGION, AWS_DEFAULT_REGION, us-east-1)
     TUNEFORGE_ACCOUNT_ID    12-digit account id used in ARNs (default 000000000000)
+    TUNEFORGE_AUTH          1 (default) = every API call must be signed with a key from `tuneforge keys create`;
+                            0 = no authentication (what `tuneforge serve --no-auth` sets)
+    TUNEFORGE_CLOCK_SKEW_SECONDS   how far a request's signing time may be from the server's (default 300, as AWS)
+    TUNEFORGE_MAX_REQUEST_BYTES    largest request body the server reads (default 16 MiB); larger gets 413
     HF_HUB_OFFLINE          1 = never try to reach the Hugging Face hub
 S3 access uses boto3's standard configuration: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, credentials, AWS_REGION.
 """
@@ -39,6 +43,9 @@ class Settings(BaseSettings):
     job_concurrency: int = Field(default=1, ge=1, le=64, description="customization jobs that train at once")
     max_model_units: int = Field(default=8, ge=1, le=256, description="model units (worker processes) one provisioned throughput may ask for")
     max_queue: int = Field(default=64, ge=1, le=100_000, description="requests a serving worker queues before it throttles")
+    auth: bool = Field(default=True, description="require signed (SigV4) or bearer-authenticated API calls")
+    clock_skew_seconds: int = Field(default=300, ge=1, le=86_400, description="allowed signing-time skew")
+    max_request_bytes: int = Field(default=16 << 20, ge=1024, description="largest request body accepted")
 
     @field_validator("home")
     @classmethod

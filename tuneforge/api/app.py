@@ -1,4 +1,4 @@
-"""The HTTP server: Bedrock's REST API on one port (more protocols join as they are built).
+"""The HTTP server: Bedrock's REST API and the OpenAI API on one port, plus /health and /metrics (open).
 
 `build_app(settings)` lists, top to bottom, everything the server is made of. Services are built once in the
 lifespan and kept on `app.state`. The server process never imports torch: models run in worker processes and
@@ -10,6 +10,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -19,13 +20,21 @@ from tuneforge.api.agent import control as agent_control
 from tuneforge.api.agent import runtime as agent_runtime
 from tuneforge.api.aws import protocol
 from tuneforge.api.aws.errors import error_response
-from tuneforge.api.bedrock import control, runtime
-from tuneforge.api.services import Services
+from tuneforge.api.bedrock import control, runtime, tags
+from tuneforge.api.openai import routes as openai_routes
+from tuneforge.api.services import Services, services
 from tuneforge.settings import Settings
 
 
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "version": __version__})
+
+
+async def metrics(request: Request) -> Response:
+    from tuneforge.api.metrics import CONTENT_TYPE
+
+    body = await run_in_threadpool(services(request).metrics.render)  # the job gauge reads the database
+    return Response(body, media_type=CONTENT_TYPE)
 
 
 async def not_implemented(request: Request) -> Response:
@@ -42,7 +51,10 @@ def build_app(settings: Settings) -> Starlette:
 
     routes = [
         Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        *openai_routes.routes(),
         *protocol.routes("bedrock", control.HANDLERS),
+        *protocol.routes("bedrock", tags.HANDLERS),
         *protocol.routes("bedrock-runtime", runtime.HANDLERS),
         *protocol.routes("bedrock-agent", agent_control.HANDLERS),
         *protocol.routes("bedrock-agent-runtime", agent_runtime.HANDLERS),

@@ -6,14 +6,19 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from tuneforge.api.metrics import ApiMetrics
+from tuneforge.auth.audit import AuditLog
+from tuneforge.auth.keys import AccessKeys
 from tuneforge.catalog.service import Catalog, embedding_spec
 from tuneforge.db import open_database
 from tuneforge.jobs.service import JobService
 from tuneforge.knowledge.retrieve import Retriever
 from tuneforge.knowledge.service import KnowledgeBaseService
 from tuneforge.registry.service import CustomModelRegistry
+from tuneforge.registry.tags import ResourceTags
 from tuneforge.serving.deployments import DeploymentService
 from tuneforge.serving.pool import WorkerPool
+from tuneforge.serving.resolve import Resolver
 from tuneforge.serving.supervisor import Supervisor
 from tuneforge.settings import Settings
 
@@ -29,22 +34,37 @@ class Services:
     supervisor: Supervisor
     knowledge: KnowledgeBaseService
     retriever: Retriever
+    access_keys: AccessKeys
+    audit: AuditLog
+    tags: ResourceTags
+    metrics: ApiMetrics
+    resolver: Resolver
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":
         sessions = open_database(settings.database_url)
         catalog = Catalog(settings, sessions)
+        jobs = JobService(settings, sessions, catalog)
         registry = CustomModelRegistry(settings, sessions)
         deployments = DeploymentService(settings, sessions, catalog, registry)
         pool = WorkerPool()
+        supervisor = Supervisor(deployments, max_queue=settings.max_queue).start()
         knowledge = KnowledgeBaseService(settings, sessions, catalog)
         # query embeddings: the knowledge base's embedding model, one worker per model in the pool
         retriever = Retriever(knowledge, embedder_for=lambda model_id: pool.get(
             f"embedding:{model_id}", lambda: embedding_spec(catalog, model_id)).embed)
-        return cls(
-            settings, catalog, JobService(settings, sessions, catalog), registry, pool, deployments,
-            Supervisor(deployments, max_queue=settings.max_queue).start(), knowledge, retriever,
-        )
+        tags = ResourceTags(sessions, {
+            ":model-customization-job/": lambda arn: jobs.get(arn).job_arn,
+            ":custom-model/": lambda arn: registry.get(arn).model_arn,
+            ":provisioned-model/": lambda arn: deployments.get(arn).provisioned_model_arn,
+        })
+        metrics = ApiMetrics(jobs.count_by_status, lambda: {
+            **{key: w.pending() for key, w in pool.loaded().items()},
+            **{f"provisioned:{d}:{i}": w.pending() for d in supervisor.deployment_ids() for i, w in enumerate(supervisor.workers(d))},
+        })
+        return cls(settings, catalog, jobs, registry, pool, deployments, supervisor, knowledge, retriever,
+                   AccessKeys(settings, sessions), AuditLog(sessions), tags, metrics,
+                   Resolver(catalog, registry, pool, deployments, supervisor))
 
     def close(self) -> None:
         self.supervisor.close()

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from tuneforge import __version__
-from tuneforge.cli import chat, data, deployments, eval, invoke, jobs, models, serve
+from tuneforge.cli import chat, data, deployments, eval, invoke, jobs, keys, models, serve
 from tuneforge.cli.runtime import report
 from tuneforge.errors import TuneforgeError
 
@@ -26,6 +26,8 @@ app.add_typer(eval.app, name="eval")
 app.command("invoke")(invoke.invoke)
 app.command("chat")(chat.chat)
 app.command("serve")(serve.serve)
+app.add_typer(keys.app, name="keys")
+app.command("audit")(keys.audit)
 
 
 @app.command()

@@ -1,7 +1,8 @@
 """Talking to the running `tuneforge serve` from the CLI: provisioned models live in the server's workers.
 
-Credentials: boto3's usual chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile), e.g. a key from
-`tuneforge keys create`; a server started with --no-auth accepts anything, so a placeholder is used when none is set.
+Credentials: boto3's usual chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile) when it has some;
+otherwise the CLI's own key for this data directory ("tuneforge-cli", issued on first use). Whoever can read the
+data directory can already read every key, so this adds no access; it spares a local user the key dance.
 """
 
 from __future__ import annotations
@@ -28,11 +29,28 @@ def runtime_client():
 
     s = settings()
     session = boto3.Session(region_name=s.region)
-    credentials = {} if session.get_credentials() else {"aws_access_key_id": "tuneforge", "aws_secret_access_key": "tuneforge"}
+    credentials = {} if session.get_credentials() else _local_key()
     return session.client(
         "bedrock-runtime", endpoint_url=f"http://{s.host}:{s.port}", config=Config(retries={"max_attempts": 8, "mode": "standard"}),
         **credentials,
     )
+
+
+CLI_KEY_NAME = "tuneforge-cli"
+
+
+def _local_key() -> dict[str, str]:
+    from tuneforge.auth.keys import AccessKeys
+    from tuneforge.cli.runtime import catalog
+
+    keys = AccessKeys(settings(), catalog().sessions)
+    for info in keys.list():
+        if info.name == CLI_KEY_NAME and info.status == "Active" and not info.read_only:
+            active = keys.lookup(info.access_key_id)
+            if active is not None:
+                return {"aws_access_key_id": active.access_key_id, "aws_secret_access_key": active.secret}
+    issued = keys.create(name=CLI_KEY_NAME)
+    return {"aws_access_key_id": issued.access_key_id, "aws_secret_access_key": issued.secret_access_key}
 
 
 @contextmanager

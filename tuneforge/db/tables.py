@@ -291,3 +291,33 @@ class RagSessionRow(Timestamps, Base):
     session_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     knowledge_base_id: Mapped[str | None] = mapped_column(String(10), nullable=True)
     turns: Mapped[list[dict]] = mapped_column(JSON)
+
+
+class AccessKeyRow(Timestamps, Base):
+    """An API access key tuneforge issued. The secret is stored encrypted (AES-GCM under a keyring key), not
+    hashed: SigV4 needs the plaintext secret to recompute each request's signature."""
+
+    __tablename__ = "access_keys"
+
+    access_key_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    secret_ciphertext: Mapped[str] = mapped_column(String(512))  # base64 of nonce | AES-GCM(secret)
+    # keyed HMAC of the secret: finds the key of a bearer token that carries only the secret, in one lookup
+    secret_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class AuditEventRow(Base):
+    """One mutating API call: who, what, on which resource, and how it ended."""
+
+    __tablename__ = "audit_events"
+
+    event_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    access_key_id: Mapped[str | None] = mapped_column(String(20), nullable=True)  # None when serving with --no-auth
+    service: Mapped[str] = mapped_column(String(40))
+    operation: Mapped[str] = mapped_column(String(80))
+    resource: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    status_code: Mapped[int] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(80), nullable=True)

@@ -69,9 +69,8 @@ class WorkerProcess:
     def pid(self) -> int:
         return self._proc.pid
 
-    @property
-    def in_flight(self) -> int:
-        """Requests sent and not yet answered (to pick the least busy of several workers)."""
+    def pending(self) -> int:
+        """Requests sent and not yet answered in full (queued in the worker or generating)."""
         with self._lock:
             return len(self._pending)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tuneforge.catalog.entries import Customization
@@ -28,6 +28,7 @@ from tuneforge.jobs.spec import JobRequest
 from tuneforge.jobs.states import TERMINAL, JobStatus, StageStatus, check_transition, close_open_stages, initial_details
 from tuneforge.listing import page
 from tuneforge.registry.keyring import get_key
+from tuneforge.registry.tags import check_tags, store_tags
 from tuneforge.settings import Settings
 from tuneforge.training.hparams import parse_hyperparameters
 
@@ -87,6 +88,8 @@ class JobService:
                 field="customizationType",
             )
         parse_hyperparameters(request.hyperparameters, family=model_family(request.base_model_identifier))
+        check_tags(request.job_tags, "jobTags")
+        check_tags(request.custom_model_tags, "customModelTags")  # stored on the model when the job registers it
         if request.kms_key_id:  # a missing key fails the request now, not after hours of training
             get_key(self.settings.home, request.kms_key_id)
         job_id = new_id()
@@ -120,6 +123,7 @@ class JobService:
         with session_scope(self.sessions) as session:
             self._check_names_free(session, request)
             session.add(row)
+            store_tags(session, row.job_arn, request.job_tags)
         self._launch(row)
         return self.get(job_id)
 
@@ -191,6 +195,11 @@ class JobService:
             rows = session.scalars(query.order_by(order, CustomizationJobRow.job_id)).all()
         items, token = page(rows, max_results=max_results, next_token=next_token)
         return JobPage(items, token)
+
+    def count_by_status(self) -> dict[str, int]:
+        with self.sessions() as session:
+            rows = session.execute(select(CustomizationJobRow.status, func.count()).group_by(CustomizationJobRow.status)).all()
+        return {status: count for status, count in rows}
 
     # ---- stop -----------------------------------------------------------------------------------
     def stop(self, identifier: str, *, wait: bool = True) -> CustomizationJobRow:

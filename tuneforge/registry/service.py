@@ -28,6 +28,7 @@ from tuneforge.inference.spec import WorkerSpec
 from tuneforge.listing import page
 from tuneforge.registry.crypto import decrypt_dir, encrypt_dir
 from tuneforge.registry.keyring import get_key
+from tuneforge.registry.tags import drop_tags, store_tags
 from tuneforge.settings import Settings
 
 MODEL_STATUSES = ("Active", "Creating", "Failed")
@@ -82,6 +83,7 @@ class CustomModelRegistry:
         )
         with session_scope(self.sessions) as session:
             session.merge(row)  # a job re-run after a crash at this point registers the same model again
+            store_tags(session, row.model_arn, [(t["key"], t["value"]) for t in job.custom_model_tags or []])
         return self.get(model_id)
 
     def get(self, identifier: str) -> CustomModelRow:
@@ -134,6 +136,7 @@ class CustomModelRegistry:
                            "delete them or re-point them first", field="modelIdentifier")
         with session_scope(self.sessions) as session:
             session.delete(session.get(CustomModelRow, row.model_id))
+            drop_tags(session, row.model_arn)
         shutil.rmtree(row.artifact_dir, ignore_errors=True)
         shutil.rmtree(self.run_root / row.model_id, ignore_errors=True)  # a worker still running keeps its open files
 

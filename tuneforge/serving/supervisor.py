@@ -74,7 +74,11 @@ class Supervisor:
             if row.status == DeploymentStatus.FAILED.value:
                 state = f"Failed ({row.failure_message})"
             raise ModelNotReady(f"provisioned model {row.provisioned_model_name!r} is {state}; retry shortly", field="modelId")
-        return min(live, key=lambda w: w.in_flight)
+        return min(live, key=lambda w: w.pending())
+
+    def deployment_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._groups)
 
     def workers(self, deployment_id: str) -> list[WorkerProcess]:
         with self._lock:

@@ -15,6 +15,7 @@ from tuneforge import errors
 
 # (exception class, code, status); the first matching row wins, so subclasses come before their bases
 _COMMON = [
+    (errors.PayloadTooLarge, "ValidationException", 413),
     (errors.InvalidInput, "ValidationException", 400),
     (errors.NotFound, "ResourceNotFoundException", 404),
     (errors.AccessDenied, "AccessDeniedException", 403),
@@ -23,6 +24,7 @@ _COMMON = [
 ]
 TABLES = {
     "bedrock": _COMMON + [
+        (errors.TooManyTags, "TooManyTagsException", 400),
         (errors.Conflict, "ConflictException", 400),
         (errors.QuotaExceeded, "ServiceQuotaExceededException", 400),
         (errors.Unavailable, "InternalServerException", 500),

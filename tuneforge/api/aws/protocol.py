@@ -5,6 +5,10 @@ query strings, headers and the JSON body are placed by each member's `location`,
 type, then checked with botocore's ParamValidator (required members, types, minimums). The server checks
 the rest (maximums, patterns, enums) in the services. Routes are generated from each operation's
 `requestUri`, so paths, methods and status codes cannot drift from the spec.
+
+Every route reads the body up to the configured limit, authenticates it (tuneforge.api.auth: SigV4 with the
+server hashing the body), then parses and dispatches; each call is counted in the metrics, and every mutating
+call is written to the audit log, whatever its outcome.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import lru_cache
@@ -26,7 +31,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tuneforge.api.aws.errors import aws_error
+from tuneforge.api import auth
+from tuneforge.api.aws.errors import aws_error, error_response
+from tuneforge.api.limits import read_body
+from tuneforge.api.services import services
+from tuneforge.api.sigv4 import SignatureError
 from tuneforge.errors import InvalidInput, TuneforgeError
 
 # A handler takes the request and the parsed input; a plain function runs in the thread pool (services do
@@ -128,21 +137,52 @@ def routes(service: str, handlers: Mapping[str, Handler]) -> list[Route]:
 
 
 def _endpoint(service: str, operation: OperationModel, handler: Handler):
+    """Read (bounded), authenticate, parse, call the handler, serialize; then count it, and audit it if it mutates."""
     status = operation.http.get("responseCode", 200)
+    mutating = auth.is_mutating(operation.name)
 
     async def endpoint(request: Request) -> Response:
+        s = services(request)
+        started = time.perf_counter()
+        key = params = result = None
         try:
-            body = await request.body()
+            body = await read_body(request, s.settings.max_request_bytes)
+            key = await run_in_threadpool(auth.authenticate_aws, s, request, service, body)
+            auth.authorize(key, operation.name)
             params = parse_input(operation, request.path_params, request.query_params, request.headers, body)
             if asyncio.iscoroutinefunction(handler):
                 result = await handler(request, params)
             else:
                 result = await run_in_threadpool(handler, request, params)
+            response = result if isinstance(result, Response) else JSONResponse(result if result is not None else {}, status_code=status)
+        except SignatureError as exc:
+            response = error_response(exc.code, exc.status, exc.message)
         except TuneforgeError as exc:
-            return aws_error(service, exc)
-        if isinstance(result, Response):
-            return result
-        return JSONResponse(result if result is not None else {}, status_code=status)
+            response = aws_error(service, exc)
+        s.metrics.observe(service, operation.name, response.status_code, time.perf_counter() - started)
+        if mutating:
+            await run_in_threadpool(
+                s.audit.record, access_key_id=key.access_key_id if key else None, service=service, operation=operation.name,
+                resource=_resource(operation, params or dict(request.path_params), result), status_code=response.status_code,
+                error_code=response.headers.get("x-amzn-ErrorType"),
+            )
+        return response
 
     endpoint.__name__ = operation.name
     return endpoint
+
+
+def _resource(operation: OperationModel, params: dict[str, Any], result: Any) -> str | None:
+    """What an audited call acted on: the ARN it returned, else its path label, else the name it gave."""
+    if isinstance(result, dict):
+        for name, value in result.items():
+            if name.endswith("Arn") and isinstance(value, str):
+                return value
+    members = operation.input_shape.members if operation.input_shape else {}
+    for name, member in members.items():
+        if member.serialization.get("location") == "uri" and isinstance(params.get(name), str):
+            return params[name]
+    for name in ("resourceARN", "jobName", "modelName", "provisionedModelName", "name"):
+        if isinstance(params.get(name), str):
+            return params[name]
+    return None

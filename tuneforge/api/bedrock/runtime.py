@@ -1,10 +1,8 @@
 """`bedrock-runtime`: InvokeModel, InvokeModelWithResponseStream, Converse, ConverseStream.
 
-A foundation model (id, ARN or alias) is served on demand by the server's worker pool, with the body family of
-its catalog entry. Custom models are invoked through a provisioned throughput (its ARN, or its name), as in
-Bedrock. A Bedrock model id (meta.llama*, amazon.titan-text*) takes only its own body family; any other id, and
-any provisioned model, takes either body family (a Titan `inputText` body or a Llama 2 `prompt` body) and
-answers in the family it was asked in.
+Which worker answers, and in which body family, is tuneforge.serving.resolve's call: foundation models on demand,
+custom models through a provisioned throughput (as in Bedrock). A model that takes either family answers a Titan
+`inputText` body in Titan's shape and a Llama 2 `prompt` body in Llama 2's.
 Streams use AWS event-stream framing; an error after the first event travels as an exception event.
 """
 
@@ -19,47 +17,24 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from tuneforge.api import eventstream
+from tuneforge.api.metrics import MeteredWorker
 from tuneforge.api.services import Services, services
 from tuneforge.catalog.entries import BodyFormat
-from tuneforge.catalog.service import body_format_for_bedrock_id
-from tuneforge.errors import InvalidInput, NotFound, Throttled, TuneforgeError
+from tuneforge.errors import InvalidInput, Throttled, TuneforgeError
 from tuneforge.inference.bodies import parse_body, render_response, render_stream_chunk
-from tuneforge.inference.client import WorkerProcess
 from tuneforge.inference.params import Delta, GenerationRequest, Message, SamplingParams, StopReason
 
 _CONVERSE_REASON = {StopReason.END: "end_turn", StopReason.LENGTH: "max_tokens", StopReason.STOP_SEQUENCE: "stop_sequence"}
 
 
-def target(s: Services, model_id: str, body: bytes | None = None) -> tuple[WorkerProcess, BodyFormat]:
-    """The worker serving `model_id` and the body family it speaks."""
-    deployment = s.deployments.find(model_id) if ":provisioned-model/" in model_id or not _in_catalog(s, model_id) else None
-    if deployment is not None:
-        return s.supervisor.route(deployment), _body_family(body)
-    if ":custom-model/" in model_id or _is_custom_model_name(s, model_id):
-        raise InvalidInput(
-            f"{model_id!r} is a custom model: invoke it through a provisioned throughput "
-            "(CreateProvisionedModelThroughput, then use its provisionedModelArn as modelId)", field="modelId",
-        )
-    try:
-        entry = s.catalog.get(model_id)
-    except NotFound:
-        raise NotFound(f"no model {model_id!r} to invoke: see ListFoundationModels, or register it with `tuneforge models add`", field="modelId") from None
-    resolved = s.catalog.resolve(entry.model_id)
-    worker = s.pool.get(f"foundation:{resolved.model_id}", lambda: s.catalog.worker_spec(resolved))
-    # a Bedrock id (meta.llama*, amazon.titan-text*) speaks only its family, as in Bedrock; our own ids take either
-    return worker, entry.body_format if body_format_for_bedrock_id(entry.model_id) else _body_family(body)
-
-
-def _in_catalog(s: Services, model_id: str) -> bool:
-    try:
-        s.catalog.get(model_id)
-        return True
-    except NotFound:
-        return False
+def target(s: Services, model_id: str, body: bytes | None = None) -> tuple[MeteredWorker, BodyFormat]:
+    """The worker serving `model_id` (its generations counted in the metrics) and the body family to speak."""
+    found = s.resolver.target(model_id)
+    return MeteredWorker(found.worker, s.metrics, found.model_id), found.body_format or _body_family(body)
 
 
 def _body_family(body: bytes | None) -> BodyFormat:
-    """Titan when the body has inputText, else Llama 2 (whose parser names the missing `prompt`)."""
+    """Titan when the body has inputText, else Llama 2 (whose parser names a missing `prompt`)."""
     try:
         data = json.loads(body or b"{}")
     except (ValueError, UnicodeDecodeError):
@@ -67,15 +42,7 @@ def _body_family(body: bytes | None) -> BodyFormat:
     return BodyFormat.TITAN if isinstance(data, dict) and "inputText" in data else BodyFormat.LLAMA2
 
 
-def _is_custom_model_name(s: Services, model_id: str) -> bool:
-    try:
-        s.registry.get(model_id)
-        return True
-    except NotFound:
-        return False
-
-
-def _stream_events(worker: WorkerProcess, request: GenerationRequest) -> Iterator[Delta]:
+def _stream_events(worker: MeteredWorker, request: GenerationRequest) -> Iterator[Delta]:
     """Start generating and return the stream once its first delta is there, so early errors are HTTP errors."""
     deltas = worker.stream(request)
     first = next(deltas)

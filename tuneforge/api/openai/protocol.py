@@ -1,0 +1,97 @@
+"""OpenAI's wire shapes (requests validated by pydantic, converted once to tuneforge's GenerationRequest)."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tuneforge.errors import InvalidInput
+from tuneforge.inference.params import GenerationRequest, Message, SamplingParams, StopReason
+
+FINISH_REASON = {StopReason.END: "stop", StopReason.STOP_SEQUENCE: "stop", StopReason.LENGTH: "length"}
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+
+
+class _Wire(BaseModel):
+    # OpenAI clients send fields tuneforge does not use (user, metadata, ...): ignored, not refused
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class TextPart(_Wire):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(_Wire):
+    role: str
+    content: str | list[TextPart]
+
+
+class StreamOptions(_Wire):
+    include_usage: bool = False
+
+
+class _Sampling(_Wire):
+    model: str = Field(min_length=1)
+    temperature: float = Field(default=1.0, ge=0, le=2)
+    top_p: float = Field(default=1.0, ge=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int = Field(default=1, ge=1, le=1)  # one choice per request
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+    def sampling(self, max_tokens: int) -> SamplingParams:
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+        return SamplingParams(temperature=self.temperature, top_p=self.top_p, max_tokens=max_tokens, stop=stop, seed=self.seed)
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+class ChatCompletionRequest(_Sampling):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+
+    def to_generation(self) -> GenerationRequest:
+        messages = []
+        for i, m in enumerate(self.messages):
+            if m.role not in _ROLES:
+                raise InvalidInput(f"messages[{i}].role must be one of {', '.join(_ROLES)}, got {m.role!r}", field=f"messages[{i}].role")
+            text = m.content if isinstance(m.content, str) else "\n".join(part.text for part in m.content)
+            messages.append(Message(_ROLES[m.role], text))
+        return GenerationRequest(messages=tuple(messages), params=self.sampling(self.max_completion_tokens or self.max_tokens or 512))
+
+
+class CompletionRequest(_Sampling):
+    prompt: str | list[str]
+    max_tokens: int = Field(default=16, ge=1)  # OpenAI's default for completions
+
+    def to_generation(self) -> GenerationRequest:
+        prompt = self.prompt
+        if isinstance(prompt, list):
+            if len(prompt) != 1:
+                raise InvalidInput(f"prompt: give one prompt per request, got {len(prompt)}", field="prompt")
+            prompt = prompt[0]
+        return GenerationRequest(prompt=prompt, params=self.sampling(self.max_tokens))
+
+
+def parse(cls: type[_Wire], body: bytes) -> _Wire:
+    """The request model, or InvalidInput naming the first bad field."""
+    try:
+        data = json.loads(body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"the request body is not valid JSON: {exc}", field="body") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("the request body must be a JSON object", field="body")
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+        raise InvalidInput(f"{where}: {first['msg']}{more}", field=where) from None

@@ -1,0 +1,120 @@
+"""OpenAI chat and text completions over tuneforge's workers (the same pool and resolution as Bedrock's runtime).
+
+Streams are server-sent events: one `data: {chunk}` per delta, a final chunk with `finish_reason`, a usage chunk
+(`choices: []`) when `stream_options.include_usage` is set, then `data: [DONE]`. An error after the stream has
+started travels as `data: {"error": {...}}`, which OpenAI's clients raise.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+from tuneforge.api.metrics import MeteredWorker
+from tuneforge.api.openai.errors import error_body
+from tuneforge.api.openai.protocol import FINISH_REASON, ChatCompletionRequest, CompletionRequest
+from tuneforge.api.services import Services
+from tuneforge.catalog.entries import Modality
+from tuneforge.errors import TuneforgeError
+from tuneforge.inference.params import Delta, GenerationResult
+
+
+def list_models(s: Services) -> dict:
+    deployments = [{"id": d.provisioned_model_name, "object": "model", "created": int(d.created_at.timestamp()), "owned_by": "provisioned"}
+                   for d in s.deployments.list(status="InService").deployments]
+    return {"object": "list", "data": [_model(m) for m in s.catalog.list(output_modality=Modality.TEXT)] + deployments}
+
+
+def get_model(s: Services, model_id: str) -> dict:
+    return _model(s.catalog.get(model_id))
+
+
+def _model(m) -> dict:
+    return {"id": m.model_id, "object": "model", "created": 0, "owned_by": m.provider_name}
+
+
+def _worker(s: Services, model: str) -> MeteredWorker:
+    found = s.resolver.target(model, field="model")
+    return MeteredWorker(found.worker, s.metrics, found.model_id)
+
+
+def _usage(result: GenerationResult) -> dict:
+    return {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+            "total_tokens": result.prompt_tokens + result.completion_tokens}
+
+
+def chat_completion(s: Services, request: ChatCompletionRequest) -> dict:
+    result = _worker(s, request.model).generate(request.to_generation())
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()), "model": request.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
+                     "finish_reason": FINISH_REASON[result.stop_reason], "logprobs": None}],
+        "usage": _usage(result),
+    }
+
+
+def completion(s: Services, request: CompletionRequest) -> dict:
+    result = _worker(s, request.model).generate(request.to_generation())
+    return {
+        "id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": request.model,
+        "choices": [{"index": 0, "text": result.text, "finish_reason": FINISH_REASON[result.stop_reason], "logprobs": None}],
+        "usage": _usage(result),
+    }
+
+
+def chat_completion_stream(s: Services, request: ChatCompletionRequest) -> Iterator[bytes]:
+    deltas = _started(_worker(s, request.model).stream(request.to_generation()))
+    base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()), "model": request.model}
+
+    def choice(delta: dict, finish: str | None) -> dict:
+        return {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+
+    return _sse(deltas, base, request.include_usage,
+                first=lambda: choice({"role": "assistant", "content": ""}, None),
+                text=lambda t: choice({"content": t}, None),
+                last=lambda reason: choice({}, reason))
+
+
+def completion_stream(s: Services, request: CompletionRequest) -> Iterator[bytes]:
+    deltas = _started(_worker(s, request.model).stream(request.to_generation()))
+    base = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": request.model}
+
+    def choice(text: str, finish: str | None) -> dict:
+        return {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
+
+    return _sse(deltas, base, request.include_usage, first=None, text=lambda t: choice(t, None), last=lambda reason: choice("", reason))
+
+
+def _started(deltas: Iterator[Delta]) -> Iterator[Delta]:
+    """Wait for the first delta before answering, so an error in starting is an HTTP error, not a stream event."""
+    first = next(deltas)
+
+    def chain() -> Iterator[Delta]:
+        yield first
+        yield from deltas
+
+    return chain()
+
+
+def _sse(deltas: Iterator[Delta], base: dict, include_usage: bool, *, first, text, last) -> Iterator[bytes]:
+    def event(data: dict) -> bytes:
+        return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+    def chunk(choice: dict) -> bytes:
+        return event({**base, "choices": [choice], **({"usage": None} if include_usage else {})})
+
+    if first is not None:
+        yield chunk(first())
+    try:
+        for delta in deltas:
+            if delta.text:
+                yield chunk(text(delta.text))
+            if delta.result is not None:
+                yield chunk(last(FINISH_REASON[delta.result.stop_reason]))
+                if include_usage:
+                    yield event({**base, "choices": [], "usage": _usage(delta.result)})
+    except TuneforgeError as exc:
+        yield event(error_body(exc)[1])
+    yield b"data: [DONE]\n\n"

@@ -1,0 +1,83 @@
+"""`tuneforge keys create|list|revoke` (API access keys) and `tuneforge audit` (the log of mutating API calls)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from tuneforge.cli.runtime import console, print_json, settings
+
+app = typer.Typer(help="Access keys for the API server (SigV4 for boto3, bearer tokens for OpenAI clients).", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _keys():
+    from tuneforge.auth.keys import AccessKeys
+    from tuneforge.db import open_database
+
+    current = settings()
+    return AccessKeys(current, open_database(current.database_url))
+
+
+@app.command("create")
+def create(
+    name: Annotated[Optional[str], typer.Option(help="A label to recognize the key by in `keys list` and `audit`.")] = None,
+    read_only: Annotated[bool, typer.Option("--read-only", help="Allow only reads and invocations (Get*, List*, Invoke*, Converse*).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Issue a key. The secret is shown this once: store it (e.g. AWS_SECRET_ACCESS_KEY)."""
+    issued = _keys().create(name=name, read_only=read_only)
+    if as_json:
+        print_json({"accessKeyId": issued.access_key_id, "secretAccessKey": issued.secret_access_key})
+        return
+    console.print(f"accessKeyId:     {issued.access_key_id}\nsecretAccessKey: {issued.secret_access_key}", highlight=False)
+    console.print("The secret is not shown again. boto3: aws_access_key_id / aws_secret_access_key; "
+                  "OpenAI clients: api_key=<secretAccessKey>.", style="dim")
+
+
+@app.command("list")
+def list_keys(as_json: JsonFlag = False) -> None:
+    """List keys (never their secrets)."""
+    keys = _keys().list()
+    if as_json:
+        print_json({"accessKeys": [{"accessKeyId": k.access_key_id, "name": k.name, "readOnly": k.read_only, "status": k.status,
+                                    "createdAt": k.created_at.isoformat(),
+                                    "revokedAt": k.revoked_at.isoformat() if k.revoked_at else None} for k in keys]})
+        return
+    table = Table(title=f"{len(keys)} access key(s)")
+    for column in ("Access key id", "Name", "Access", "Status", "Created"):
+        table.add_column(column)
+    for k in keys:
+        table.add_row(k.access_key_id, k.name or "", "read-only" if k.read_only else "full", k.status, f"{k.created_at:%Y-%m-%d %H:%M:%S}")
+    console.print(table)
+
+
+@app.command("revoke")
+def revoke(access_key_id: Annotated[str, typer.Argument(help="The key's id (AKIA...), from `tuneforge keys list`.")]) -> None:
+    """Revoke a key: requests signed with it fail from now on (UnrecognizedClientException)."""
+    info = _keys().revoke(access_key_id)
+    console.print(f"revoked {info.access_key_id}")
+
+
+def audit(
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many of the newest events to show.")] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show the newest mutating API calls: time, access key, operation, resource, status."""
+    from tuneforge.auth.audit import AuditLog
+    from tuneforge.db import open_database
+
+    events = AuditLog(open_database(settings().database_url)).recent(limit)
+    if as_json:
+        print_json({"events": [e.to_json() for e in events]})
+        return
+    table = Table(title=f"{len(events)} audit event(s), newest first")
+    for column in ("Time (UTC)", "Access key", "Operation", "Resource", "Status"):
+        table.add_column(column, overflow="fold")
+    for e in events:
+        status = f"{e.status_code} {e.error_code}" if e.error_code else str(e.status_code)
+        table.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", e.access_key_id or "(no auth)", e.operation, e.resource or "", status)
+    console.print(table)
