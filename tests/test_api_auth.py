@@ -78,6 +78,7 @@ def test_signed_requests_pass_and_every_failure_has_awss_code(server):
 
     unsigned = server.client("bedrock", key=("x", "y"), signature_version=botocore.UNSIGNED)
     assert fails(unsigned.list_foundation_models) == ("MissingAuthenticationTokenException", 403)
+    assert fails(unsigned.get_evaluation_job, jobIdentifier="x") == ("MissingAuthenticationTokenException", 403)  # not implemented either
     wrong_secret = server.client("bedrock", key=(key_id, "W" * 40))
     assert fails(wrong_secret.list_foundation_models) == ("InvalidSignatureException", 403)
     unknown = server.client("bedrock-runtime", key=("AKIAUNKNOWNUNKNOWN00", secret))

@@ -19,10 +19,14 @@ from tuneforge import __version__
 from tuneforge.api.agent import control as agent_control
 from tuneforge.api.agent import runtime as agent_runtime
 from tuneforge.api.aws import protocol
-from tuneforge.api.aws.errors import error_response
+from tuneforge.api.auth import authenticate_aws
+from tuneforge.api.aws.errors import aws_error, error_response
 from tuneforge.api.bedrock import control, runtime, tags
 from tuneforge.api.openai import routes as openai_routes
+from tuneforge.api.limits import read_body
 from tuneforge.api.services import Services, services
+from tuneforge.api.sigv4 import SignatureError
+from tuneforge.errors import TuneforgeError
 from tuneforge.settings import Settings
 
 
@@ -38,6 +42,15 @@ async def metrics(request: Request) -> Response:
 
 
 async def not_implemented(request: Request) -> Response:
+    # authenticated like any AWS call (all four clients sign as `bedrock`), so strangers learn nothing of the API
+    s = services(request)
+    try:
+        body = await read_body(request, s.settings.max_request_bytes)
+        await run_in_threadpool(authenticate_aws, s, request, "bedrock", body)
+    except SignatureError as exc:
+        return error_response(exc.code, exc.status, exc.message)
+    except TuneforgeError as exc:
+        return aws_error("bedrock", exc)
     # boto3 turns this into a ClientError with a clear message instead of a parse failure
     return error_response("InternalFailure", 501, f"{request.method} {request.url.path} is not implemented by tuneforge {__version__}")
 
