@@ -362,8 +362,14 @@ class Demo:
                                                    ingestionJobId=job["ingestionJobId"])["ingestionJob"]
         stats = job.get("statistics", {})
         console.print(f"ingestion {job['status']}: {stats}")
+        # a prompt template short enough for a 135M model (Bedrock's promptTemplate), hybrid search (BM25 + vectors)
         config = {"type": "KNOWLEDGE_BASE", "knowledgeBaseConfiguration": {
-            "knowledgeBaseId": kb["knowledgeBaseId"], "modelArn": f"arn:aws:bedrock:us-east-1::foundation-model/{DEFAULT_MODEL_ID}"}}
+            "knowledgeBaseId": kb["knowledgeBaseId"], "modelArn": f"arn:aws:bedrock:us-east-1::foundation-model/{DEFAULT_MODEL_ID}",
+            "retrievalConfiguration": {"vectorSearchConfiguration": {"numberOfResults": 3, "overrideSearchType": "HYBRID"}},
+            "generationConfiguration": {
+                "promptTemplate": {"textPromptTemplate": "Rules:\n$search_results$\n\nUsing only the rules above, answer in "
+                                                         "two or three sentences.\nQuestion: $query$"},
+                "inferenceConfig": {"textInferenceConfig": {"maxTokens": 90, "temperature": 0}}}}}
         session_id = None
         for question in (questions["question"], questions["follow_up"]):
             kwargs = {"sessionId": session_id} if session_id else {}
@@ -371,10 +377,14 @@ class Demo:
             session_id = reply["sessionId"]
             self.show("question", question)
             self.show("answer", reply["output"]["text"])
+            cited = {}
             for citation in reply.get("citations", []):
+                span = citation["generatedResponsePart"]["textResponsePart"]["span"]
                 for ref in citation.get("retrievedReferences", []):
-                    uri = ref.get("location", {}).get(ref.get("location", {}).get("type", "").lower() + "Location", {})
-                    console.print(f"   cited: {ref.get('metadata', {}).get('x-amz-bedrock-kb-source-uri', uri)}", highlight=False)
+                    source = ref["metadata"]["x-amz-bedrock-kb-source-uri"].rsplit("/", 1)[-1]
+                    cited.setdefault(source, []).append(f"{span['start']}-{span['end']}")
+            for source, spans in cited.items():
+                console.print(f"   cited {source} for answer characters {', '.join(sorted(set(spans)))}", highlight=False)
         self.done("d. knowledge base answers", f"{stats.get('numberOfNewDocumentsIndexed', '?')} documents indexed, session kept", started)
 
     def cleanup(self) -> None:

@@ -11,10 +11,12 @@ Steps, in order:
    standalone search query from the last `HISTORY_TURNS` turns (answers cut to `HISTORY_ANSWER_CHARS`), with
    `REWRITE_PROMPT` (greedy, at most
    `REWRITE_MAX_TOKENS` tokens, first line kept; an empty rewrite falls back to the question as asked).
-3. Retrieval with the rewritten query (tuneforge.knowledge.retrieve; retrievalConfiguration as in Retrieve).
+3. Retrieval with the rewritten query followed by the previous turn's query in parentheses (a small model's
+   rewrite may lose the subject; the extra words keep hybrid search on topic) (tuneforge.knowledge.retrieve;
+   retrievalConfiguration as in Retrieve).
 4. Generation with the prompt template: `generationConfiguration.promptTemplate.textPromptTemplate` or
    `DEFAULT_PROMPT`. `$search_results$` (required in a custom template) becomes the numbered results
-   "[1] text" ...; `$query$` the user's question as asked; `$output_format_instructions$` the instruction to cite
+   "[1] text" ...; `$query$` the user's question as asked (on a follow-up: its standalone rewrite); `$output_format_instructions$` the instruction to cite
    sources as [n]. The prompt is sent as one user message (the model's chat template applies).
    inferenceConfig.textInferenceConfig (maxTokens, temperature, topP, stopSequences) sets sampling.
 5. Citations: "[n]" markers are removed from the answer; each sentence of the cleaned answer that carried
@@ -169,9 +171,15 @@ class RagService:
             rewrite = render(REWRITE_PROMPT, search_results="", query=text, history=format_history(turns))
             rewritten = generate(GenerationRequest(messages=(Message("user", rewrite),),
                                                    params=SamplingParams(temperature=0.0, max_tokens=REWRITE_MAX_TOKENS)))
-            query = next((line.strip() for line in rewritten.text.splitlines() if line.strip()), "") or text
+            standalone = next((line.strip() for line in rewritten.text.splitlines() if line.strip()), "") or text
+            # a small model's rewrite often drops the subject ("an equivalent?" of what?): the previous turn's
+            # query rides along, so hybrid search still finds the topic; the prompt gets the rewrite alone
+            query = f"{standalone} ({turns[-1]['query']})"
+            asked = standalone
+        else:
+            asked = text
         hits = self.retriever.hits(kb_id, query[:MAX_INPUT_CHARS * 20], retrieval_configuration)
-        prompt = render(template, search_results=format_results(hits), query=text)
+        prompt = render(template, search_results=format_results(hits), query=asked)
         result = generate(GenerationRequest(messages=(Message("user", prompt),), params=params))
         answer, citations = cite(result.text, hits)
 
