@@ -110,7 +110,7 @@ def test_sessions_rewriting_templates_and_citations(rag):
     history = rewrite.messages[0].content
     assert "User: Who must register with the Commission?" in history and f"Assistant: {first.text}" in history
     assert "Follow-up question: And exchanges?" in history and rewrite.params.temperature == 0.0
-    assert follow.query.strip() and "\n" not in follow.query  # the rewrite's first line (gibberish from a random model)
+    assert follow.query.endswith(f" ({first.query})") and "\n" not in follow.query  # the rewrite's first line (gibberish from a random model) + the previous query
     assert answer.messages[0].content.startswith("Passages:\n[1] ") and answer.messages[0].content.endswith("Asked: And exchanges?\nAnswer briefly.")
     with sessions() as session:
         turns = session.get(RagSessionRow, first.session_id).turns

@@ -16,7 +16,7 @@ Steps, in order:
    retrievalConfiguration as in Retrieve).
 4. Generation with the prompt template: `generationConfiguration.promptTemplate.textPromptTemplate` or
    `DEFAULT_PROMPT`. `$search_results$` (required in a custom template) becomes the numbered results
-   "[1] text" ...; `$query$` the user's question as asked (on a follow-up: its standalone rewrite); `$output_format_instructions$` the instruction to cite
+   "[1] text" ...; `$query$` the user's question as asked; `$output_format_instructions$` the instruction to cite
    sources as [n]. The prompt is sent as one user message (the model's chat template applies).
    inferenceConfig.textInferenceConfig (maxTokens, temperature, topP, stopSequences) sets sampling.
 5. Citations: "[n]" markers are removed from the answer; each sentence of the cleaned answer that carried
@@ -173,13 +173,10 @@ class RagService:
                                                    params=SamplingParams(temperature=0.0, max_tokens=REWRITE_MAX_TOKENS)))
             standalone = next((line.strip() for line in rewritten.text.splitlines() if line.strip()), "") or text
             # a small model's rewrite often drops the subject ("an equivalent?" of what?): the previous turn's
-            # query rides along, so hybrid search still finds the topic; the prompt gets the rewrite alone
+            # query rides along, so hybrid search still finds the topic
             query = f"{standalone} ({turns[-1]['query']})"
-            asked = standalone
-        else:
-            asked = text
         hits = self.retriever.hits(kb_id, query[:MAX_INPUT_CHARS * 20], retrieval_configuration)
-        prompt = render(template, search_results=format_results(hits), query=asked)
+        prompt = render(template, search_results=format_results(hits), query=text)
         result = generate(GenerationRequest(messages=(Message("user", prompt),), params=params))
         answer, citations = cite(result.text, hits)
 
