@@ -7,7 +7,7 @@ import sys
 import typer
 
 from tuneforge import __version__
-from tuneforge.cli import invoke, jobs, models, serve
+from tuneforge.cli import invoke, jobs, kb, models, serve
 from tuneforge.cli.runtime import report
 from tuneforge.errors import TuneforgeError
 
@@ -20,6 +20,7 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(jobs.models_app, name="custom-models")
+app.add_typer(kb.app, name="kb")
 app.command("invoke")(invoke.invoke)
 app.command("serve")(serve.serve)
 
