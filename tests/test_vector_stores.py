@@ -403,3 +403,53 @@ def test_redis_field_mapping(redis_url: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         RedisStore(redis_url, "kb", DIMENSION, text_field="a b")
     assert caught.value.field == "fieldMapping.textField"
+
+
+def test_two_handles_see_each_others_writes(store: VectorStore, make_store) -> None:
+    """An ingestion process and a serving process open the same knowledge base; the reader's cache (SQLite's
+    matrix) must notice the writer's commits."""
+    reader = make_store()
+    assert ids(reader.search(QUERIES[0], k=3)) == reference_top_k(QUERIES[0], 3, ALL)
+    uri = "s3://bucket/late.txt"
+    store.replace_document(uri, [StoredChunk("late", uri, "late zebra", "late", {"genre": "late"}, QUERIES[0])])
+    assert ids(reader.search(QUERIES[0], k=1)) == ["late"]
+    late = parse_filter({"equals": {"key": "genre", "value": "late"}})
+    assert ids(reader.search(QUERIES[3], k=3, filter=late)) == ["late"]
+    store.delete_document(uri)
+    assert ids(reader.search(QUERIES[0], k=3)) == reference_top_k(QUERIES[0], 3, ALL)
+
+
+def test_lost_connections_are_unavailable_then_recover(postgres_url: str) -> None:
+    import psycopg2
+    from sqlalchemy import make_url
+
+    from tuneforge.errors import Unavailable
+    from tuneforge.knowledge.stores.pgvector import PgVectorStore
+    from tests.fixtures_redis import _server, redisearch_module
+    from tuneforge.knowledge.stores.redis import RedisStore
+
+    store = PgVectorStore(postgres_url, f"kb_{uuid.uuid4().hex[:12]}", DIMENSION)
+    store.open()
+    try:
+        store.replace_document("s3://b/a", [StoredChunk("a", "s3://b/a", "t", "t", {}, QUERIES[0])])
+        pid = store._connection.get_backend_pid()  # noqa: SLF001
+        admin = psycopg2.connect(make_url(postgres_url).set(drivername="postgresql").render_as_string(False))
+        admin.autocommit = True
+        with admin.cursor() as cursor:  # what a PostgreSQL restart does to our connection
+            cursor.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        admin.close()
+        with pytest.raises(Unavailable, match="retry later"):
+            store.count()
+        assert store.count() == 1  # connected again
+    finally:
+        store.drop()
+
+    with _server(loadmodule=str(redisearch_module())) as url:
+        redis_store = RedisStore(url, "kb", DIMENSION)
+        redis_store.open()
+        import redis
+
+        redis.Redis.from_url(url).shutdown(nosave=True)  # the server goes away under the store
+        with pytest.raises(Unavailable, match="retry later"):
+            redis_store.count()
+        redis_store.close()

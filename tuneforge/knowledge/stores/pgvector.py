@@ -11,10 +11,10 @@ tsv, a generated to_tsvector('english', text). Indexes: HNSW (vector_cosine_ops)
 on metadata (jsonb_path_ops: equals, in and listContains become `metadata @> ...` and use it), btree on
 document_id.
 
-Search: unfiltered queries walk the HNSW index (approximate, with hnsw.ef_search raised to at least k so k rows
-come back). Filtered queries translate the filter to SQL (below) and run with index scans off, which makes
-PostgreSQL rank every admitted row exactly: pgvector 0.6's HNSW filters *after* the index scan and would
-return fewer than k rows for a selective filter. Scores are 1 - cosine distance.
+Search: unfiltered queries walk the HNSW index (approximate; hnsw.ef_search is raised to max(100, 2k), at
+most 1000, for recall and so that k rows come back). Filtered queries translate the filter to SQL (below) and
+run with index scans off, which makes PostgreSQL rank every admitted row exactly: pgvector 0.6's HNSW filters
+*after* the index scan and would return fewer than k rows for a selective filter. Scores are 1 - cosine distance.
 
 Filter translation (semantics of tuneforge.knowledge.filters):
     equals / notEquals            metadata @> {"key": value} / NOT (...)   (JSONB equality: 1 = 1.0, "1" != 1)
@@ -35,7 +35,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy
@@ -47,6 +48,7 @@ from tuneforge.knowledge.stores.base import Hit, StoredChunk, checked_query, che
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")  # room for the index-name suffixes within 63 bytes
 _WORD = re.compile(r"\w+")
 _MAX_QUERY_WORDS = 256  # a 20,000-character query would otherwise build a tsquery of thousands of ORs
+_HNSW_EF_SEARCH = 100  # pgvector's default 40 trades recall for speed; bench/vector_search.py measures both
 _HNSW_EF_SEARCH_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
 _NUMERIC_SQL = {"greaterThan": ">", "greaterThanOrEquals": ">=", "lessThan": "<", "lessThanOrEquals": "<="}
 _INSTALL = (
@@ -70,6 +72,7 @@ class PgVectorStore:
         self.table = table
         self.dimension = dimension
         self._connection: Any = None
+        self._opened = False  # open() succeeded once: a lost connection is re-made, not an error
         self._lock = threading.RLock()  # one connection shared by the server's threads
 
     def __repr__(self) -> str:
@@ -98,6 +101,7 @@ class PgVectorStore:
                 connection.close()
                 raise
             self._connection = connection
+            self._opened = True
 
     def _create(self, connection: Any) -> None:
         import psycopg2
@@ -151,14 +155,14 @@ class PgVectorStore:
 
     def close(self) -> None:
         with self._lock:
+            self._opened = False
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
 
     def drop(self) -> None:
         with self._lock:
-            connection = self._open_connection()
-            with connection, connection.cursor() as cursor:
+            with self._transaction() as cursor:
                 cursor.execute(f'DROP TABLE IF EXISTS "{self.table}"')
             self.close()
 
@@ -180,36 +184,31 @@ class PgVectorStore:
             )
             for chunk, vector in zip(chunks, vectors)
         ]
-        with self._lock:
-            connection = self._open_connection()
-            try:
-                with connection, connection.cursor() as cursor:
-                    self._lock_document(cursor, document_id)
-                    cursor.execute(f'DELETE FROM "{self.table}" WHERE document_id = %s', (document_id,))
-                    execute_values(
-                        cursor,
-                        f'INSERT INTO "{self.table}" (chunk_id, document_id, text, content, metadata, embedding) '
-                        "VALUES %s",
-                        rows,
-                        template="(%s, %s, %s, %s, %s::jsonb, %s::vector)",
-                        page_size=500,
-                    )
-            except psycopg2.errors.UniqueViolation as exc:  # rolled back by `with connection`
-                raise self._taken(connection, document_id, [row[0] for row in rows]) from exc
-
-    def delete_document(self, document_id: str) -> None:
-        with self._lock:
-            connection = self._open_connection()
-            with connection, connection.cursor() as cursor:
+        try:
+            with self._transaction() as cursor:
                 self._lock_document(cursor, document_id)
                 cursor.execute(f'DELETE FROM "{self.table}" WHERE document_id = %s', (document_id,))
+                execute_values(
+                    cursor,
+                    f'INSERT INTO "{self.table}" (chunk_id, document_id, text, content, metadata, embedding) VALUES %s',
+                    rows,
+                    template="(%s, %s, %s, %s, %s::jsonb, %s::vector)",
+                    page_size=500,
+                )
+        except psycopg2.errors.UniqueViolation as exc:  # the transaction was rolled back
+            raise self._taken(document_id, [row[0] for row in rows]) from exc
+
+    def delete_document(self, document_id: str) -> None:
+        with self._transaction() as cursor:
+            self._lock_document(cursor, document_id)
+            cursor.execute(f'DELETE FROM "{self.table}" WHERE document_id = %s', (document_id,))
 
     def _lock_document(self, cursor: Any, document_id: str) -> None:
         # two writers of one document (two ingestion jobs) would otherwise interleave DELETE and INSERT
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.table}/{document_id}",))
 
-    def _taken(self, connection: Any, document_id: str, chunk_ids: list[str]) -> Conflict:
-        with connection, connection.cursor() as cursor:
+    def _taken(self, document_id: str, chunk_ids: list[str]) -> Conflict:
+        with self._transaction() as cursor:
             cursor.execute(
                 f'SELECT chunk_id, document_id FROM "{self.table}" WHERE chunk_id = ANY(%s) AND document_id != %s '
                 "LIMIT 1",
@@ -230,7 +229,7 @@ class PgVectorStore:
     def search(self, vector: numpy.ndarray, *, k: int, filter: Filter | None = None) -> list[Hit]:
         query = _vector_text(checked_query(vector, self.dimension, k))
         where, params = ("TRUE", []) if filter is None else filter_sql(filter)
-        settings = [f"SET LOCAL hnsw.ef_search = {min(max(40, k), _HNSW_EF_SEARCH_MAX)}"]
+        settings = [f"SET LOCAL hnsw.ef_search = {min(max(_HNSW_EF_SEARCH, 2 * k), _HNSW_EF_SEARCH_MAX)}"]
         if filter is not None:
             settings.append("SET LOCAL enable_indexscan = off")  # exact ranking of the admitted rows (see above)
         rows = self._query(
@@ -259,19 +258,37 @@ class PgVectorStore:
 
     # ---- internals
 
-    def _open_connection(self) -> Any:
-        if self._connection is None:
-            raise Unavailable(f"{self!r} is not open; call open() first.")
-        return self._connection
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """A cursor in one transaction (committed on success). A lost connection becomes Unavailable, and the
+        next call connects again, so a restarted PostgreSQL costs one failed request, not a restart of ours."""
+        import psycopg2
+
+        with self._lock:
+            if self._connection is None:
+                if not self._opened:
+                    raise Unavailable(f"{self!r} is not open; call open() first.")
+                try:
+                    self._connection = psycopg2.connect(self.url)
+                except psycopg2.Error as exc:
+                    raise Unavailable(f"cannot connect to PostgreSQL at {_safe_url(self.url)}: {exc}".strip()) from exc
+            connection = self._connection
+            try:
+                with connection, connection.cursor() as cursor:
+                    yield cursor
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                if connection.closed:
+                    self._connection = None
+                raise Unavailable(
+                    f"PostgreSQL at {_safe_url(self.url)} failed: {' '.join(str(exc).split())}; retry later."
+                ) from exc
 
     def _query(self, sql: str, params: Sequence[Any], settings: Sequence[str] = ()) -> list[tuple]:
-        with self._lock:
-            connection = self._open_connection()
-            with connection, connection.cursor() as cursor:
-                for setting in settings:
-                    cursor.execute(setting)
-                cursor.execute(sql, params)
-                return cursor.fetchall()
+        with self._transaction() as cursor:
+            for setting in settings:
+                cursor.execute(setting)
+            cursor.execute(sql, params)
+            return cursor.fetchall()
 
 
 def filter_sql(node: Filter) -> tuple[str, list[Any]]:

@@ -9,18 +9,20 @@ Keys (prefix `tuneforge:kb:<index>:`):
     doc:<document_id>   set of the document's chunk ids        docs   set of document ids
     meta                hash: dimension
 Index `<index>` ON HASH over chunk:*: text TEXT (BM25 keyword search), mtags TAG, vector VECTOR HNSW
-FLOAT32 COSINE (EF_RUNTIME raised to k by the engine for KNN).
+FLOAT32 COSINE, searched with EF_RUNTIME max(100, 2k).
 
 Filters. The index schema is fixed when the knowledge base is created but metadata keys are not known then,
 so each chunk's metadata is indexed as one TAG field of opaque tokens, sha1(key, type, value): one per scalar
 value and one per list member (typed apart, so a list never equals a scalar and 1 == 1.0 != "1"). These
-filter nodes become query syntax, applied inside the KNN query (pre-filter, exact top-k):
+filter nodes become query syntax, applied inside the KNN query (pre-filter; HYBRID_POLICY ADHOC_BF ranks every
+admitted chunk, so the top-k is exact, like PgVectorStore's filtered search):
     equals, notEquals, in, notIn, listContains (and andAll / orAll of them)
 These cannot be expressed by tokens and are checked afterwards with Filter.matches:
     greaterThan, greaterThanOrEquals, lessThan, lessThanOrEquals, startsWith, stringContains
 When a filter has such a node, the store translates what it can (a superset), over-fetches 4*k nearest
-neighbours, post-filters, and doubles the fetch until k pass or every candidate was seen, so the result is
-still the true top-k, at the cost of more round trips for selective range filters.
+neighbours, post-filters, and doubles the fetch until k pass or every candidate was seen, so k results come
+back whenever k chunks pass (ranked exactly when the query was narrowed, by HNSW when nothing could be), at
+the cost of more round trips for selective range filters.
 
 Writes: replace_document WATCHes the document's keys, checks chunk-id ownership, then deletes and writes in one
 MULTI/EXEC, so readers see the old chunks or the new ones, never a mix, and a failed check changes nothing.
@@ -30,12 +32,13 @@ words (query syntax is never interpreted) scored by BM25 (RediSearch's BM25STD w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy
 
@@ -47,11 +50,30 @@ _INDEX_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # no ':' or glob characters
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _WORD = re.compile(r"\w+")
 _MAX_QUERY_WORDS = 256
+_EF_RUNTIME = 100  # HNSW candidate list per query (RediSearch's default 10 loses recall); see the bench
 _OVERFETCH = 4  # first fetch of a post-filtered query: 4*k candidates, then doubling
 _INSTALL = (
     "use a Redis with the query engine: Redis 8, Redis Stack (docker image redis/redis-stack-server), or Redis "
     "Cloud / Enterprise with the Search and Query capability"
 )
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _reachable(method: _Method) -> _Method:
+    """Connection failures become Unavailable (redis-py reconnects by itself on the next call)."""
+
+    @functools.wraps(method)
+    def wrapper(self: RedisStore, *args: Any, **kwargs: Any) -> Any:
+        import redis
+
+        try:
+            return method(self, *args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise Unavailable(f"Redis at {_safe_url(self.url)} failed: {exc}; retry later.") from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 class RedisStore:
@@ -160,6 +182,7 @@ class RedisStore:
                 self._client.close()
                 self._client = None
 
+    @_reachable
     def drop(self) -> None:
         import redis
 
@@ -177,6 +200,7 @@ class RedisStore:
 
     # ---- writes
 
+    @_reachable
     def replace_document(self, document_id: str, chunks: Sequence[StoredChunk]) -> None:
         vectors = checked_vectors(document_id, chunks, self.dimension)
         records = {
@@ -193,6 +217,7 @@ class RedisStore:
         }
         self._write(document_id, records)
 
+    @_reachable
     def delete_document(self, document_id: str) -> None:
         self._write(document_id, {})
 
@@ -238,20 +263,27 @@ class RedisStore:
 
     # ---- reads
 
+    @_reachable
     def document_ids(self) -> set[str]:
         return set(self._open_client().smembers(self.prefix + "docs"))
 
+    @_reachable
     def count(self) -> int:
         return int(self._open_client().execute_command("FT.SEARCH", self.index, "*", "LIMIT", 0, 0)[0])
 
+    @_reachable
     def search(self, vector: numpy.ndarray, *, k: int, filter: Filter | None = None) -> list[Hit]:
         blob = checked_query(vector, self.dimension, k).astype("<f4").tobytes()
         query, exact = ("*", True) if filter is None else _query_or_all(filter)
         client = self._open_client()
 
         def fetch(n: int) -> list[Hit]:
+            if query == "*":
+                knn = f"KNN {n} @{self.vector_field} $vec EF_RUNTIME {max(_EF_RUNTIME, 2 * n)} AS dist"
+            else:  # brute force over the admitted chunks: exact, where HNSW batches could miss some
+                knn = f"KNN {n} @{self.vector_field} $vec HYBRID_POLICY ADHOC_BF AS dist"
             reply = client.execute_command(
-                "FT.SEARCH", self.index, f"({query})=>[KNN {n} @{self.vector_field} $vec AS dist]",
+                "FT.SEARCH", self.index, f"({query})=>[{knn}]",
                 "PARAMS", 2, "vec", blob,
                 "SORTBY", "dist", "ASC",
                 "RETURN", len(self._returned) + 1, *self._returned, "dist",
@@ -264,6 +296,7 @@ class RedisStore:
             return fetch(k)
         return _post_filtered(fetch, k, filter, self.count())
 
+    @_reachable
     def keyword_search(self, query: str, *, k: int, filter: Filter | None = None) -> list[Hit]:
         if k < 1:
             raise InvalidInput(f"k must be at least 1, got {k}.", field="k")

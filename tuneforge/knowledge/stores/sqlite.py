@@ -9,7 +9,8 @@ Layout: `chunks` (text, content, metadata as JSON, vector as a little-endian flo
 Vector search is exact: the vectors are loaded once into a normalized numpy matrix and scored with one
 matrix-vector product (cosine similarity). The matrix is rebuilt after this store's writes and after any other
 connection's commit (`PRAGMA data_version`), so an ingestion process and a serving process can share the file.
-Filters run on the cached metadata with `Filter.matches` before top-k, so filtered results are the true top-k.
+Filters run on the cached metadata with `Filter.matches` before top-k, so filtered results are the true top-k
+(the admitted rows of the last 64 filters are remembered until the next write).
 
 Limits: the matrix holds every vector in memory (100k chunks x 384 dims = 150 MB); the file is for one host
 (WAL mode, several processes fine, no network file systems). Keyword search ORs the query's words (FTS5 syntax
@@ -23,7 +24,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy
@@ -48,6 +49,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5 (text, tokenize = 'port
 """
 _BUSY_TIMEOUT_MS = 30_000  # an ingestion transaction of a large document can hold the write lock for seconds
 _WORD = re.compile(r"\w+")
+_MASKS_KEPT = 64  # filters remembered per loaded matrix
 
 
 @dataclass
@@ -56,6 +58,15 @@ class _Matrix:
     rowids: numpy.ndarray  # int64 (n,)
     vectors: numpy.ndarray  # float32 (n, dimension), rows L2-normalized
     metadata: list[dict]
+    masks: dict[Filter, numpy.ndarray] = field(default_factory=dict)  # filter -> admitted row indexes
+
+    def admitted(self, flt: Filter) -> numpy.ndarray:
+        """Row indexes `flt` admits, remembered per matrix: RAG clients repeat their filters."""
+        if flt not in self.masks:
+            if len(self.masks) >= _MASKS_KEPT:
+                self.masks.pop(next(iter(self.masks)))
+            self.masks[flt] = numpy.flatnonzero([flt.matches(metadata) for metadata in self.metadata])
+        return self.masks[flt]
 
 
 class SqliteStore:
@@ -212,11 +223,12 @@ class SqliteStore:
             matrix = self._load_matrix(connection)
             if filter is None:
                 candidates = numpy.arange(len(matrix.rowids))
+                scores = matrix.vectors @ (query / norm)  # no fancy indexing: it would copy the whole matrix
             else:
-                candidates = numpy.flatnonzero([filter.matches(metadata) for metadata in matrix.metadata])
+                candidates = matrix.admitted(filter)
+                scores = matrix.vectors[candidates] @ (query / norm)
             if len(candidates) == 0:
                 return []
-            scores = matrix.vectors[candidates] @ (query / norm)
             if len(candidates) > k:
                 top = numpy.argpartition(-scores, k - 1)[:k]
             else:
