@@ -28,3 +28,16 @@ def test_embed_returns_normalized_float32_rows_in_order(tiny_embedder_dir):
 def test_embedding_worker_refuses_a_directory_without_modules_json(tmp_path):
     with pytest.raises(InvalidInput, match="modules.json"):
         WorkerProcess(WorkerSpec("ghost", str(tmp_path), task="embed"))
+
+
+def test_knowledge_base_edge_modules_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tuneforge.api.app, tuneforge.cli.kb, tuneforge.knowledge.service, tuneforge.knowledge.retrieve, "
+        "tuneforge.knowledge.generate, tuneforge.knowledge.ingest\n"
+        "loaded = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -135,22 +135,11 @@ def check_chunk_limit(chunking: dict | None, facts: EmbeddingModelFacts) -> None
 
 
 def open_kb_store(kb: KnowledgeBaseRow, settings: Settings):
-    """The knowledge base's vector store, opened (tables and indexes created if missing)."""
-    data_dir = settings.home / "knowledge-bases"
-    try:
-        from tuneforge.knowledge.stores import open_store
-    except ImportError:  # until the stores branch's open_store lands: the embedded default only
-        from tuneforge.knowledge.stores import SqliteStore
+    """The knowledge base's vector store (tuneforge.knowledge.stores.open_store), opened."""
+    from tuneforge.knowledge.stores import open_store
 
-        if kb.storage_configuration is not None:
-            raise InvalidInput("storageConfiguration is not supported yet: omit it to use the embedded store",
-                               field="storageConfiguration") from None
-        (data_dir / kb.knowledge_base_id).mkdir(parents=True, exist_ok=True)
-        store = SqliteStore(data_dir / kb.knowledge_base_id / "chunks.db", kb.dimension, kb.knowledge_base_id)
-    else:
-        store = open_store(kb.storage_configuration, kb_id=kb.knowledge_base_id, dimension=kb.dimension, data_dir=data_dir)
-    store.open()
-    return store
+    return open_store(kb.storage_configuration, kb_id=kb.knowledge_base_id, dimension=kb.dimension,
+                      data_dir=settings.home / "knowledge-bases")
 
 
 class KnowledgeBaseService:

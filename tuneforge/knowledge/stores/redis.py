@@ -14,13 +14,15 @@ FLOAT32 COSINE, searched with EF_RUNTIME max(100, 2k).
 Filters. The index schema is fixed when the knowledge base is created but metadata keys are not known then,
 so each chunk's metadata is indexed as one TAG field of opaque tokens, sha1(key, type, value): one per scalar
 value and one per list member (typed apart, so a list never equals a scalar and 1 == 1.0 != "1"). These
-filter nodes become query syntax, applied inside the KNN query (pre-filter, exact top-k):
+filter nodes become query syntax, applied inside the KNN query (pre-filter; HYBRID_POLICY ADHOC_BF ranks every
+admitted chunk, so the top-k is exact, like PgVectorStore's filtered search):
     equals, notEquals, in, notIn, listContains (and andAll / orAll of them)
 These cannot be expressed by tokens and are checked afterwards with Filter.matches:
     greaterThan, greaterThanOrEquals, lessThan, lessThanOrEquals, startsWith, stringContains
 When a filter has such a node, the store translates what it can (a superset), over-fetches 4*k nearest
-neighbours, post-filters, and doubles the fetch until k pass or every candidate was seen, so the result is
-still the true top-k, at the cost of more round trips for selective range filters.
+neighbours, post-filters, and doubles the fetch until k pass or every candidate was seen, so k results come
+back whenever k chunks pass (ranked exactly when the query was narrowed, by HNSW when nothing could be), at
+the cost of more round trips for selective range filters.
 
 Writes: replace_document WATCHes the document's keys, checks chunk-id ownership, then deletes and writes in one
 MULTI/EXEC, so readers see the old chunks or the new ones, never a mix, and a failed check changes nothing.
@@ -276,7 +278,10 @@ class RedisStore:
         client = self._open_client()
 
         def fetch(n: int) -> list[Hit]:
-            knn = f"KNN {n} @{self.vector_field} $vec EF_RUNTIME {max(_EF_RUNTIME, 2 * n)} AS dist"
+            if query == "*":
+                knn = f"KNN {n} @{self.vector_field} $vec EF_RUNTIME {max(_EF_RUNTIME, 2 * n)} AS dist"
+            else:  # brute force over the admitted chunks: exact, where HNSW batches could miss some
+                knn = f"KNN {n} @{self.vector_field} $vec HYBRID_POLICY ADHOC_BF AS dist"
             reply = client.execute_command(
                 "FT.SEARCH", self.index, f"({query})=>[{knn}]",
                 "PARAMS", 2, "vec", blob,
