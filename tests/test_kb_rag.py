@@ -5,6 +5,7 @@ random sentence-transformers model embeds. One slow test runs SmolLM2 + all-Mini
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,18 @@ def test_real_models_answer_from_real_statutes(tmp_path, monkeypatch):
         print(json.dumps({"question": question, "answer": answer.text, "rewritten": follow.query, "follow_up": follow.text}, indent=1))
         assert follow.session_id == answer.session_id and follow.query != "Who enforces it?"
         retriever.close()
+
+
+def test_results_that_do_not_fit_the_context_are_dropped_lowest_first(rag):
+    """Three results and a long template overflow the tiny model's 256-token context: the answer comes from
+    fewer results (the model refused the longer prompts), never a ValidationException while one result fits."""
+    service, recorder, kb_id, _ = rag
+    padding = "Answer with care. " * 18  # ~140 tokens of instructions for the tiny tokenizer
+    answer = service.retrieve_and_generate(
+        "Who registers?", kb_id=kb_id, model_id="tiny",
+        retrieval_configuration={"vectorSearchConfiguration": {"numberOfResults": 3}},
+        generation_configuration={"promptTemplate": {"textPromptTemplate": padding + "$search_results$\nQ: $query$"},
+                                  "inferenceConfig": {"textInferenceConfig": {"maxTokens": 4, "temperature": 0}}})
+    shown = [len(re.findall(r"^\[\d+\] ", r.messages[0].content.split("\nQ: ")[0].replace(padding, "\n"), re.M)) for r in recorder.requests]
+    assert len(recorder.requests) >= 2 and shown == sorted(shown, reverse=True) and shown[-1] >= 1
+    assert all(len(c.references) <= shown[-1] for c in answer.citations)

@@ -39,6 +39,10 @@ class PayloadTooLarge(InvalidInput):
     pass
 
 
+class PromptTooLong(InvalidInput):
+    """The prompt does not fit the model's context (callers that build prompts may shorten and retry)."""
+
+
 class NotFound(TuneforgeError):
     pass
 
@@ -79,6 +83,7 @@ __all__ = [
     "TuneforgeError",
     "InvalidInput",
     "PayloadTooLarge",
+    "PromptTooLong",
     "NotFound",
     "Conflict",
     "QuotaExceeded",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from tuneforge.errors import InvalidInput
+from tuneforge.errors import InvalidInput, PromptTooLong
 from tuneforge.inference.device import pick_device, pick_dtype
 from tuneforge.inference.params import Delta, GenerationRequest, GenerationResult, SamplingParams, StopReason
 
@@ -70,7 +70,7 @@ class LocalEngine:
         params = request.params
         ids = self.prompt_ids(request)
         if len(ids) >= self.context_length:
-            raise InvalidInput(
+            raise PromptTooLong(
                 f"the prompt is {len(ids)} tokens, longer than the model's context of {self.context_length}: shorten it",
                 field="prompt" if request.prompt is not None else "messages",
             )

@@ -18,7 +18,8 @@ Steps, in order:
    `DEFAULT_PROMPT`. `$search_results$` (required in a custom template) becomes the numbered results
    "[1] text" ...; `$query$` the user's question as asked; `$output_format_instructions$` the instruction to cite
    sources as [n]. The prompt is sent as one user message (the model's chat template applies).
-   inferenceConfig.textInferenceConfig (maxTokens, temperature, topP, stopSequences) sets sampling.
+   inferenceConfig.textInferenceConfig (maxTokens, temperature, topP, stopSequences) sets sampling. A prompt
+   longer than the model's context loses its lowest-ranked results until it fits (one result at least).
 5. Citations: "[n]" markers are removed from the answer; each sentence of the cleaned answer that carried
    markers becomes a citation (span start/end over output.text, end exclusive) whose retrievedReferences are
    the results it cited. Sentences without markers are attributed to the result sharing the most words with
@@ -37,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tuneforge.db import session_scope, utcnow
 from tuneforge.db.tables import RagSessionRow
-from tuneforge.errors import InvalidInput, NotFound
+from tuneforge.errors import InvalidInput, NotFound, PromptTooLong
 from tuneforge.inference.params import GenerationRequest, GenerationResult, Message, SamplingParams
 from tuneforge.knowledge.retrieve import Retriever, location
 from tuneforge.knowledge.ingest import SOURCE_URI
@@ -176,8 +177,15 @@ class RagService:
             # query rides along, so hybrid search still finds the topic
             query = f"{standalone} ({turns[-1]['query']})"
         hits = self.retriever.hits(kb_id, query[:MAX_INPUT_CHARS * 20], retrieval_configuration)
-        prompt = render(template, search_results=format_results(hits), query=text)
-        result = generate(GenerationRequest(messages=(Message("user", prompt),), params=params))
+        while True:  # results that do not fit the model's context are dropped, lowest-ranked first
+            prompt = render(template, search_results=format_results(hits), query=text)
+            try:
+                result = generate(GenerationRequest(messages=(Message("user", prompt),), params=params))
+                break
+            except PromptTooLong:
+                if len(hits) <= 1:
+                    raise
+                hits = hits[:-1]
         answer, citations = cite(result.text, hits)
 
         turn = {"question": text, "query": query, "answer": answer, "at": utcnow().isoformat(),

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from tuneforge.errors import InvalidInput, ModelFailure, Throttled, TuneforgeError
+from tuneforge.errors import InvalidInput, ModelFailure, PromptTooLong, Throttled, TuneforgeError
 from tuneforge.inference.engine import LocalEngine, _sample, _StreamDecoder
 from tuneforge.inference.params import Delta, GenerationRequest, GenerationResult, SamplingParams, StopReason
 
@@ -247,7 +247,7 @@ class BatchEngine:
         try:
             ids = self._engine.prompt_ids(request)
             if len(ids) >= self.context_length:
-                raise InvalidInput(
+                raise PromptTooLong(
                     f"the prompt is {len(ids)} tokens, longer than the model's context of {self.context_length}: shorten it",
                     field="prompt" if request.prompt is not None else "messages",
                 )
