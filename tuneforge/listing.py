@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from typing import TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select
 
 from tuneforge.errors import InvalidInput
 
@@ -22,6 +25,16 @@ def page(items: Sequence[T], *, max_results: int | None, next_token: str | None)
     chunk = list(items[start : start + size])
     more = start + size < len(items)
     return chunk, _encode(start + size) if more else None
+
+
+def by_creation(query: Select, table: Any, tiebreak: Any, *, created_after: datetime | None,
+                created_before: datetime | None, ascending: bool) -> Select:
+    """The List* operations' creationTimeAfter/Before filters and CreationTime sort (ties by id, so pages are stable)."""
+    if created_after:
+        query = query.where(table.created_at > created_after)
+    if created_before:
+        query = query.where(table.created_at < created_before)
+    return query.order_by(table.created_at.asc() if ascending else table.created_at.desc(), tiebreak)
 
 
 def _encode(offset: int) -> str:

@@ -26,7 +26,7 @@ from tuneforge.errors import Conflict, InvalidInput, NotFound
 from tuneforge.jobs import runner
 from tuneforge.jobs.spec import JobRequest
 from tuneforge.jobs.states import TERMINAL, JobStatus, StageStatus, check_transition, close_open_stages, initial_details
-from tuneforge.listing import page
+from tuneforge.listing import by_creation, page
 from tuneforge.registry.keyring import get_key
 from tuneforge.registry.tags import check_tags, store_tags
 from tuneforge.settings import Settings
@@ -186,13 +186,10 @@ class JobService:
             query = query.where(CustomizationJobRow.status == status)
         if name_contains:
             query = query.where(CustomizationJobRow.job_name.contains(name_contains, autoescape=True))
-        if created_after:
-            query = query.where(CustomizationJobRow.created_at > created_after)
-        if created_before:
-            query = query.where(CustomizationJobRow.created_at < created_before)
-        order = CustomizationJobRow.created_at.asc() if ascending else CustomizationJobRow.created_at.desc()
+        query = by_creation(query, CustomizationJobRow, CustomizationJobRow.job_id, created_after=created_after, created_before=created_before,
+                            ascending=ascending)
         with self.sessions() as session:
-            rows = session.scalars(query.order_by(order, CustomizationJobRow.job_id)).all()
+            rows = session.scalars(query).all()
         items, token = page(rows, max_results=max_results, next_token=next_token)
         return JobPage(items, token)
 

@@ -25,7 +25,7 @@ from tuneforge.db import session_scope
 from tuneforge.db.tables import CustomizationJobRow, CustomModelRow, ProvisionedModelRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound
 from tuneforge.inference.spec import WorkerSpec
-from tuneforge.listing import page
+from tuneforge.listing import by_creation, page
 from tuneforge.registry.crypto import decrypt_dir, encrypt_dir
 from tuneforge.registry.keyring import get_key
 from tuneforge.registry.tags import drop_tags, store_tags
@@ -113,13 +113,10 @@ class CustomModelRegistry:
             query = query.where(CustomModelRow.model_name.contains(name_contains, autoescape=True))
         if base_model_arn:
             query = query.where(CustomModelRow.base_model_arn == base_model_arn)
-        if created_after:
-            query = query.where(CustomModelRow.created_at > created_after)
-        if created_before:
-            query = query.where(CustomModelRow.created_at < created_before)
-        order = CustomModelRow.created_at.asc() if ascending else CustomModelRow.created_at.desc()
+        query = by_creation(query, CustomModelRow, CustomModelRow.model_id, created_after=created_after, created_before=created_before,
+                            ascending=ascending)
         with self.sessions() as session:
-            rows = session.scalars(query.order_by(order, CustomModelRow.model_id)).all()
+            rows = session.scalars(query).all()
         items, token = page(rows, max_results=max_results, next_token=next_token)
         return ModelPage(items, token)
 

@@ -30,7 +30,7 @@ from tuneforge.db.tables import ProvisionedModelRow, ResourceTagRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from tuneforge.inference.spec import WorkerSpec
 from tuneforge.jobs.service import new_id
-from tuneforge.listing import page
+from tuneforge.listing import by_creation, page
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.settings import Settings
 
@@ -172,13 +172,10 @@ class DeploymentService:
             query = query.where(ProvisionedModelRow.provisioned_model_name.contains(name_contains, autoescape=True))
         if model_arn:
             query = query.where(ProvisionedModelRow.model_arn == model_arn)
-        if created_after:
-            query = query.where(ProvisionedModelRow.created_at > created_after)
-        if created_before:
-            query = query.where(ProvisionedModelRow.created_at < created_before)
-        order = ProvisionedModelRow.created_at.asc() if ascending else ProvisionedModelRow.created_at.desc()
+        query = by_creation(query, ProvisionedModelRow, ProvisionedModelRow.provisioned_model_id, created_after=created_after, created_before=created_before,
+                            ascending=ascending)
         with self.sessions() as session:
-            rows = session.scalars(query.order_by(order, ProvisionedModelRow.provisioned_model_id)).all()
+            rows = session.scalars(query).all()
         items, token = page(rows, max_results=max_results, next_token=next_token)
         return DeploymentPage(items, token)
 
