@@ -220,6 +220,10 @@ def test_custom_model_deployment_lifecycle(server, bedrock, runtime, no_retries,
     assert [(d["provisionedModelName"], d["modelUnits"], d["status"]) for d in listed] == [("hotel", 2, "InService")]
     answer = cli(server, "invoke", "hotel", "Where is room 507?", "--max-tokens", "6", "--temperature", "0")
     assert answer.returncode == 0 and answer.stdout.strip(), answer.stderr
+    env = {**os.environ, "TUNEFORGE_HOME": str(server.home), "TUNEFORGE_PORT": str(server.port)}
+    chat = subprocess.run([sys.executable, "-m", "tuneforge", "chat", "hotel", "--max-tokens", "4", "--temperature", "0"],
+                          input="Hello\nAnd room 507?\n", env=env, capture_output=True, text=True, timeout=120)
+    assert chat.returncode == 0 and chat.stdout.count("\n") >= 2, chat.stderr  # two turns through the server's Converse
 
     # a killed worker: requests keep being answered by the other, and it is replaced
     victim = workers(server)[0]
