@@ -8,6 +8,7 @@ training in job processes.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -29,9 +30,16 @@ from tuneforge.api.sigv4 import SignatureError
 from tuneforge.errors import TuneforgeError
 from tuneforge.settings import Settings
 
+# the OpenAPI 3.1 document of the non-AWS routes (AWS's are described by botocore's models), read once at import
+OPENAPI = (Path(__file__).parent / "openai" / "openapi.json").read_bytes()
+
 
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "version": __version__})
+
+
+async def openapi(request: Request) -> Response:
+    return Response(OPENAPI, media_type="application/json")
 
 
 async def metrics(request: Request) -> Response:
@@ -55,6 +63,12 @@ async def not_implemented(request: Request) -> Response:
     return error_response("InternalFailure", 501, f"{request.method} {request.url.path} is not implemented by tuneforge {__version__}")
 
 
+async def method_not_allowed(request: Request) -> Response:
+    # the open routes answer other methods with 405 (found by fuzzing: the AWS catch-all answered 501)
+    return JSONResponse({"message": f"{request.method} is not allowed on {request.url.path}: use GET"}, status_code=405,
+                        headers={"Allow": "GET"})
+
+
 def build_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette):
@@ -65,6 +79,8 @@ def build_app(settings: Settings) -> Starlette:
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        *(Route(path, method_not_allowed, methods=["POST", "PUT", "PATCH", "DELETE"]) for path in ("/health", "/metrics", "/openapi.json")),
         *openai_routes.routes(),
         *protocol.routes("bedrock", control.HANDLERS),
         *protocol.routes("bedrock", tags.HANDLERS),
