@@ -12,6 +12,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -69,6 +70,17 @@ async def method_not_allowed(request: Request) -> Response:
                         headers={"Allow": "GET"})
 
 
+async def unrouted(request: Request, exc: HTTPException) -> Response:
+    # paths no route matches (e.g. a %0A in /v1/models/{model}: found by fuzzing) get JSON, not Starlette's plain text
+    message = f"{request.method} {request.url.path!r}: {exc.detail}"
+    if request.url.path.startswith("/v1/"):
+        return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}},
+                            status_code=exc.status_code, headers=exc.headers)
+    response = error_response("ValidationException" if exc.status_code < 500 else "InternalFailure", exc.status_code, message)
+    response.headers.update(exc.headers or {})  # 405's Allow
+    return response
+
+
 def build_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette):
@@ -89,4 +101,4 @@ def build_app(settings: Settings) -> Starlette:
         *protocol.routes("bedrock-agent-runtime", agent_runtime.HANDLERS),
         Route("/{path:path}", not_implemented, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: unrouted})
