@@ -8,9 +8,11 @@ training in job processes.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -29,9 +31,16 @@ from tuneforge.api.sigv4 import SignatureError
 from tuneforge.errors import TuneforgeError
 from tuneforge.settings import Settings
 
+# the OpenAPI 3.1 document of the non-AWS routes (AWS's are described by botocore's models), read once at import
+OPENAPI = (Path(__file__).parent / "openai" / "openapi.json").read_bytes()
+
 
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "version": __version__})
+
+
+async def openapi(request: Request) -> Response:
+    return Response(OPENAPI, media_type="application/json")
 
 
 async def metrics(request: Request) -> Response:
@@ -55,6 +64,23 @@ async def not_implemented(request: Request) -> Response:
     return error_response("InternalFailure", 501, f"{request.method} {request.url.path} is not implemented by tuneforge {__version__}")
 
 
+async def method_not_allowed(request: Request) -> Response:
+    # the open routes answer other methods with 405 (found by fuzzing: the AWS catch-all answered 501)
+    return JSONResponse({"message": f"{request.method} is not allowed on {request.url.path}: use GET"}, status_code=405,
+                        headers={"Allow": "GET"})
+
+
+async def unrouted(request: Request, exc: HTTPException) -> Response:
+    # paths no route matches (e.g. a %0A in /v1/models/{model}: found by fuzzing) get JSON, not Starlette's plain text
+    message = f"{request.method} {request.url.path!r}: {exc.detail}"
+    if request.url.path.startswith("/v1/"):
+        return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}},
+                            status_code=exc.status_code, headers=exc.headers)
+    response = error_response("ValidationException" if exc.status_code < 500 else "InternalFailure", exc.status_code, message)
+    response.headers.update(exc.headers or {})  # 405's Allow
+    return response
+
+
 def build_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette):
@@ -65,6 +91,8 @@ def build_app(settings: Settings) -> Starlette:
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        *(Route(path, method_not_allowed, methods=["POST", "PUT", "PATCH", "DELETE"]) for path in ("/health", "/metrics", "/openapi.json")),
         *openai_routes.routes(),
         *protocol.routes("bedrock", control.HANDLERS),
         *protocol.routes("bedrock", tags.HANDLERS),
@@ -73,4 +101,4 @@ def build_app(settings: Settings) -> Starlette:
         *protocol.routes("bedrock-agent-runtime", agent_runtime.HANDLERS),
         Route("/{path:path}", not_implemented, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: unrouted})

@@ -52,8 +52,17 @@ def _completion(s: Services, request: Request, body: bytes):
     return serving.completion_stream(s, parsed) if parsed.stream else serving.completion(s, parsed)
 
 
+_PATHS = {"/v1/models", "/v1/chat/completions", "/v1/completions"}
+
+
 async def _unknown(request: Request) -> Response:
     # OpenAI's clients expect their error JSON here, not the AWS one of the server's catch-all
+    path = request.url.path
+    if path in _PATHS or (path.startswith("/v1/models/") and request.method != "GET"):
+        # a known path with another method: 405, as HTTP (and the OpenAPI document) says, not 404
+        return JSONResponse({"error": {"message": f"{request.method} is not allowed on {path}", "type": "invalid_request_error",
+                                       "param": None, "code": "method_not_allowed"}}, status_code=405,
+                            headers={"Allow": "GET" if path.startswith("/v1/models") else "POST"})
     return error_response(NotFound(f"{request.method} {request.url.path} is not an endpoint of tuneforge's OpenAI API: "
                                    "it serves /v1/models, /v1/chat/completions and /v1/completions"))
 
@@ -64,5 +73,5 @@ def routes() -> list[Route]:
         _route("/v1/models/{model:path}", "GET", "RetrieveModel", lambda s, request, body: serving.get_model(s, request.path_params["model"])),
         _route("/v1/chat/completions", "POST", "ChatCompletions", _chat),
         _route("/v1/completions", "POST", "Completions", _completion),
-        Route("/v1/{path:path}", _unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/v1/{path:path}", _unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "QUERY"]),  # every method schemathesis probes: all answers are OpenAI JSON
     ]
