@@ -77,7 +77,8 @@ class Demo:
             if entry.name != "models":
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         self.work.mkdir()
-        self.env = {**os.environ, "TUNEFORGE_HOME": str(self.home), "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+        os.environ["TUNEFORGE_HOME"] = str(self.home)  # read (once) by the tuneforge library calls made here too
+        self.env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
 
     def start_server(self) -> None:
         with socket.socket() as s:
@@ -142,10 +143,9 @@ class Demo:
 
     def wait_job(self, arn: str, label: str) -> dict:
         """Poll GetModelCustomizationJob; the bar shows the job's steps (read from the metadata store)."""
-        from tuneforge.cli.runtime import catalog, settings  # noqa: F401 (settings read from TUNEFORGE_HOME)
+        from tuneforge.cli.runtime import catalog, settings
         from tuneforge.jobs.service import JobService
 
-        os.environ["TUNEFORGE_HOME"] = str(self.home)
         jobs = JobService(settings(), catalog().sessions, catalog(), reconcile=False)
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
                       console=console) as progress:

@@ -257,19 +257,22 @@ def test_a_model_that_cannot_load_fails_with_the_reason(bedrock):
 
 
 def test_overload_is_throttled_not_queued(server, bedrock, no_retries):
+    """24 requests at once on one unit (batch 8, queue 1): at least 8 are answered, the rest refused at once."""
     arn = bedrock.create_provisioned_model_throughput(provisionedModelName="busy", modelId="tiny", modelUnits=1)["provisionedModelArn"]
     assert wait_in_service(bedrock, arn)["status"] == "InService"
-    body = json.dumps({"prompt": "Count to one thousand:", "max_gen_len": 200, "temperature": 1.0})
+    body = json.dumps({"prompt": "Count to one thousand:", "max_gen_len": 240, "temperature": 1.0})
     outcomes: list[str] = []
+    start = threading.Barrier(24)  # all at once: 8 decode together, 1 may wait, the rest are refused
 
     def call() -> None:
+        start.wait()
         try:
             no_retries.invoke_model(modelId=arn, body=body)["body"].read()
             outcomes.append("ok")
         except ClientError as exc:
             outcomes.append(code(exc)[0])
 
-    threads = [threading.Thread(target=call) for _ in range(16)]  # 8 decode together, 1 may wait, the rest are refused
+    threads = [threading.Thread(target=call) for _ in range(24)]
     for t in threads:
         t.start()
     for t in threads:

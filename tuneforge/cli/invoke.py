@@ -14,29 +14,20 @@ from typing import Annotated, Optional
 import typer
 
 from tuneforge.cli.runtime import catalog, err_console, print_json
-from tuneforge.errors import NotFound
 from tuneforge.inference.bodies import parse_body, render_response
 from tuneforge.inference.client import WorkerProcess
 from tuneforge.inference.params import GenerationRequest, Message, SamplingParams
 
 
 def _resolve(model: str, device: str, dtype: str):
-    """A catalog model, or a custom model (served on its base with its adapter). Locally, custom models are
-    invoked directly; through the Bedrock API they need a provisioned throughput, as in Bedrock."""
-    try:
-        entry = catalog().get(model)
-        return entry, catalog().worker_spec(entry, device=device, dtype=dtype), lambda: None
-    except NotFound:
-        from tuneforge.cli.jobs import registry
+    """A catalog model, or a custom model (served on its base with its adapter): its catalog entry (whose body
+    format --body uses), its worker spec, and what to call once the worker has loaded it. Locally, custom models
+    are invoked directly; through the Bedrock API they need a provisioned throughput, as in Bedrock."""
+    from tuneforge.cli.jobs import registry
+    from tuneforge.registry.resolve import resolve_model
 
-        try:
-            row = registry().get(model)
-        except NotFound:
-            raise NotFound(
-                f"no model {model!r}: see `tuneforge models list` and `tuneforge custom-models list`", field="MODEL"
-            ) from None
-        spec = registry().worker_spec(row, catalog(), device=device, dtype=dtype)
-        return catalog().get(row.base_model_id), spec, lambda: registry().release(spec)
+    resolved = resolve_model(model, catalog(), registry(), device=device, dtype=dtype, field="MODEL")
+    return resolved.entry, resolved.spec, lambda: registry().release(resolved.spec)
 
 
 def invoke(

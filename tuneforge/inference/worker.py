@@ -105,14 +105,21 @@ def _embed_payload(model, texts: list[str]) -> dict:
     return {"vectors": base64.b64encode(vectors.tobytes()).decode("ascii"), "shape": list(vectors.shape)}
 
 
-def serve_embeddings(spec: WorkerSpec, out: "_Output", stdin) -> int:
-    started = time.perf_counter()
+def _load_or_report(load, spec: WorkerSpec, out: "_Output"):
+    """The loaded model, or None after telling the client why loading failed (the worker then exits non-zero)."""
     try:
-        model = load_embedder(spec)
-    except BaseException as exc:  # report why loading failed, then exit non-zero
+        return load(spec)
+    except BaseException as exc:
         out.send(_error_payload(exc))
         if not isinstance(exc, TuneforgeError):
             traceback.print_exc(file=sys.stderr)
+        return None
+
+
+def serve_embeddings(spec: WorkerSpec, out: "_Output", stdin) -> int:
+    started = time.perf_counter()
+    model = _load_or_report(load_embedder, spec, out)
+    if model is None:
         return 1
     out.send({
         "event": "ready", "load_seconds": round(time.perf_counter() - started, 3), "device": str(model.device),
@@ -161,12 +168,8 @@ def serve(spec: WorkerSpec, stdin=sys.stdin, stdout=sys.stdout) -> int:
     if spec.task == "embed":
         return serve_embeddings(spec, out, stdin)
     started = time.perf_counter()
-    try:
-        engine = load_engine(spec)
-    except BaseException as exc:  # report why loading failed, then exit non-zero
-        out.send(_error_payload(exc))
-        if not isinstance(exc, TuneforgeError):
-            traceback.print_exc(file=sys.stderr)
+    engine = _load_or_report(load_engine, spec, out)
+    if engine is None:
         return 1
     out.send({
         "event": "ready", "load_seconds": round(time.perf_counter() - started, 3),

@@ -21,8 +21,9 @@ from tuneforge.registry.service import CustomModelRegistry
 class ResolvedModel:
     identifier: str  # as the user wrote it
     spec: WorkerSpec
-    base: FoundationModel  # the catalog entry itself, or the custom model's base
+    base: FoundationModel  # the catalog entry itself, or the custom model's base (aliases resolved)
     custom: bool
+    entry: FoundationModel  # the catalog entry as named (an alias keeps its body format), or the custom model's base
 
 
 def resolve_model(identifier: str, catalog: Catalog, registry: CustomModelRegistry, *, device: str = "auto",
@@ -33,13 +34,13 @@ def resolve_model(identifier: str, catalog: Catalog, registry: CustomModelRegist
     except NotFound:
         pass
     else:
-        return ResolvedModel(identifier, catalog.worker_spec(entry, device=device, dtype=dtype), catalog.resolve(entry.model_id), False)
+        return ResolvedModel(identifier, catalog.worker_spec(entry, device=device, dtype=dtype), catalog.resolve(entry.model_id), False, entry)
     try:
         row = registry.get(identifier)
     except NotFound:
         raise NotFound(f"no model {identifier!r}: see `tuneforge models list` and `tuneforge custom-models list`", field=field) from None
     spec = registry.worker_spec(row, catalog, device=device, dtype=dtype)
-    return ResolvedModel(identifier, spec, catalog.resolve(row.base_model_id), True)
+    return ResolvedModel(identifier, spec, catalog.resolve(row.base_model_id), True, catalog.get(row.base_model_id))
 
 
 def base_spec(identifier: str, catalog: Catalog, registry: CustomModelRegistry, *, field: str = "--model") -> WorkerSpec:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tuneforge.catalog.entries import BodyFormat
+from tuneforge.catalog.entries import BodyFormat, FoundationModel
 from tuneforge.catalog.service import Catalog, body_format_for_bedrock_id
 from tuneforge.errors import InvalidInput, NotFound
 from tuneforge.inference.client import WorkerProcess
@@ -37,30 +37,28 @@ class Resolver:
     supervisor: Supervisor
 
     def target(self, model_id: str, *, field: str = "modelId") -> Target:
-        in_catalog = self._in_catalog(model_id)
-        if ":provisioned-model/" in model_id or not in_catalog:
+        entry = self._catalog_entry(model_id)
+        if ":provisioned-model/" in model_id or entry is None:
             deployment = self.deployments.find(model_id)
             if deployment is not None:
                 return Target(self.supervisor.route(deployment), deployment.provisioned_model_name, None)
-        if ":custom-model/" in model_id or (not in_catalog and self._is_custom_model(model_id)):
+        if ":custom-model/" in model_id or (entry is None and self._is_custom_model(model_id)):
             raise InvalidInput(
                 f"{model_id!r} is a custom model: invoke it through a provisioned throughput "
                 "(CreateProvisionedModelThroughput, then use its provisionedModelArn as the model id)", field=field,
             )
-        if not in_catalog:
+        if entry is None:
             raise NotFound(f"no model {model_id!r} to invoke: see `tuneforge models list` (ListFoundationModels) and "
                            "`tuneforge deployments list`, or register it with `tuneforge models add`", field=field)
-        entry = self.catalog.get(model_id)
         resolved = self.catalog.resolve(entry.model_id)
         worker = self.pool.get(f"foundation:{resolved.model_id}", lambda: self.catalog.worker_spec(resolved))
         return Target(worker, entry.model_id, entry.body_format if body_format_for_bedrock_id(entry.model_id) else None)
 
-    def _in_catalog(self, model_id: str) -> bool:
+    def _catalog_entry(self, model_id: str) -> FoundationModel | None:
         try:
-            self.catalog.get(model_id)
-            return True
+            return self.catalog.get(model_id)
         except NotFound:
-            return False
+            return None
 
     def _is_custom_model(self, model_id: str) -> bool:
         try:
