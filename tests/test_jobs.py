@@ -296,3 +296,24 @@ def test_a_fine_tuning_record_of_2000_tokens_trains_on_the_default_model(env, tm
     assert done.progress["maxSequenceLength"] >= 2000  # grew from 1,024 to fit the record whole
     assert done.progress["tokensTrained"] == done.progress["maxSequenceLength"]  # one record, one step, nothing cut
     assert registry.get("long2k-model").model_status == "Active"
+
+
+def test_a_stopped_job_is_never_restarted(env, tmp_path):
+    """stop() used to hand the ended job to crash recovery, which relaunched it (attempt 2) to train after all."""
+    _, jobs, _ = env
+    jobs.create(request(tmp_path, "running", training_data_uri=write_jsonl(tmp_path / "run.jsonl", summaries(200)),
+                        hyperparameters={"epochCount": "10", "batchSize": "1", "maxSequenceLength": "128"}))
+    jobs.create(request(tmp_path, "waiting"))  # queued behind the first
+    deadline = time.monotonic() + TIMEOUT
+    while jobs.get("running").status_details["trainingDetails"]["status"] != "InProgress":
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    ids = {jobs.get(name).job_id for name in ("running", "waiting")}
+    for name in ("waiting", "running"):
+        stopped = jobs.stop(name)
+        assert (stopped.status, stopped.attempts) == ("Stopped", 1)
+    jobs.reconcile()
+    assert {(jobs.get(name).status, jobs.get(name).attempts) for name in ("running", "waiting")} == {("Stopped", 1)}
+    left = [p for p in psutil.process_iter(["cmdline"]) if "tuneforge.jobs.process" in (p.info["cmdline"] or [])
+            and ids & set(p.info["cmdline"] or [])]
+    assert left == [], "a stopped job's process is still running"

@@ -86,6 +86,9 @@ class JobProcess:
 
     # ---- the job --------------------------------------------------------------------------------
     def run(self) -> None:
+        if self.job.status != JobStatus.IN_PROGRESS.value:  # stopped or ended before this process started
+            print(f"job {self.job_id} is {self.job.status}: nothing to do", flush=True)
+            return
         me = runner.this_process()
         self.save(pid=me.pid, pid_started_at=me.started_at, host=me.host, heartbeat_at=utcnow())
         with self.slot():
@@ -96,7 +99,7 @@ class JobProcess:
         slots = self.settings.home / "jobs" / ".slots"
         slots.mkdir(parents=True, exist_ok=True)
         while True:
-            if self.stop_requested:
+            if self.stop_requested or self.status() != JobStatus.IN_PROGRESS.value:  # a lost signal must not leave it waiting
                 raise StopRequested()
             if self._first_in_queue():
                 for k in range(self.settings.job_concurrency):
@@ -233,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         job.run()
         return 0
     except StopRequested:
-        job.finish(JobStatus.STOPPED, StageStatus.STOPPED)
+        if job.status() in (JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value):  # never overwrite an ended job
+            job.finish(JobStatus.STOPPED, StageStatus.STOPPED)
         print(f"job {job_id} stopped", flush=True)
         return 0
     except TuneforgeError as exc:

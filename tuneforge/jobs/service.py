@@ -247,6 +247,8 @@ class JobService:
         return acted
 
     def _finish_if_dead(self, row: CustomizationJobRow) -> bool:
+        if row.status not in (JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value):
+            return False  # it ended (a stopped job's process exits on its own): nothing to restart or close
         alive = runner.is_alive(row.pid, row.pid_started_at, row.host)
         if row.pid is None and row.heartbeat_at is not None and utcnow() - row.heartbeat_at < timedelta(seconds=STARTING_GRACE_SECONDS):
             alive = True  # created or restarted a moment ago; its process is being started
