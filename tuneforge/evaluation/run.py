@@ -9,7 +9,7 @@ Output (stdout, JSON lines): {"event": "loading", "model": i}, {"event": "loaded
 "dtype"}, {"event": "progress", "model": i, "done", "total"}, {"event": "result", "model": i, ...} per model,
 or {"event": "error", "type", "message", "field"} and exit code 1. Logs go to stderr.
 
-- generate: greedy (temperature 0), through the serving BatchEngine (continuous batching, the adapter merged as
+- generate: greedy (temperature 0), through the BatchEngine the model workers use (continuous batching, the adapter merged as
   when serving), so the texts are those the model serves. Raw prompts are tokenized as the trainer does for
   prompt/completion records; with "chat" each prompt is one user message in the model's chat template.
 - perplexity: exp(mean negative log-likelihood per predicted token), measured the way the trainer measures

@@ -4,7 +4,7 @@
 
 Protocol (one JSON object per line): the worker first prints {"event": "ready", ...} (or "error") on stdout.
 Requests {"id", "request": GenerationRequest.to_dict(), "stream": bool} may arrive at any time and are
-batched together (tuneforge.serving.batch_engine); {"id", "op": "cancel"} drops one. Each request is answered
+batched together (tuneforge.inference.batch_engine); {"id", "op": "cancel"} drops one. Each request is answered
 by zero or more {"id", "event": "delta", "text"} lines and one {"id", "event": "done", "result"} or
 {"id", "event": "error", "type", "message", "field"} line; answers of different requests interleave.
 Logs and progress go to stderr.
@@ -58,11 +58,11 @@ def _error_payload(exc: BaseException) -> dict:
 
 
 def load_engine(spec: WorkerSpec):
-    from tuneforge.serving.batch_engine import BatchEngine
+    from tuneforge.inference.batch_engine import BatchEngine
 
     checkpoint = Path(spec.checkpoint)
     if spec.gguf:
-        from tuneforge.catalog.materialize import materialize_gguf
+        from tuneforge.inference.materialize import materialize_gguf
 
         materialize_gguf(Path(spec.gguf), checkpoint)
     return BatchEngine(

@@ -21,17 +21,17 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from sqlalchemy import select, update
 
-from tuneforge.catalog.checkpoint import check_checkpoint_dir, context_length
 from tuneforge.catalog.entries import Customization
 from tuneforge.catalog.service import Catalog
 from tuneforge.data import DatasetKind, check_combined, load_token_counter, read_records, validate_dataset
 from tuneforge.db import open_database, session_scope, utcnow
 from tuneforge.db.tables import CustomizationJobRow
 from tuneforge.errors import InvalidInput, TuneforgeError
-from tuneforge.jobs import runner
+from tuneforge.inference.checkpoint import check_checkpoint_dir, context_length
 from tuneforge.jobs.layout import JobOutputs
 from tuneforge.jobs.service import model_family
 from tuneforge.jobs.states import JobStatus, StageStatus, close_open_stages, set_stage
+from tuneforge.processes import local as runner
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.settings import Settings, load_settings
 from tuneforge.training.hparams import parse_hyperparameters
@@ -129,7 +129,7 @@ class JobProcess:
         self.heartbeat({"phase": "validating"}, force=True)
         spec = self.catalog.worker_spec(self.catalog.get(job.base_model_id))
         if spec.gguf:
-            from tuneforge.catalog.materialize import materialize_gguf
+            from tuneforge.inference.materialize import materialize_gguf
 
             materialize_gguf(Path(spec.gguf), Path(spec.checkpoint))
         checkpoint = Path(spec.checkpoint)

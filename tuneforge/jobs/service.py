@@ -9,8 +9,6 @@ restarted from its last checkpoint, up to MAX_ATTEMPTS times, or marked Failed; 
 
 from __future__ import annotations
 
-import secrets
-import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,25 +21,19 @@ from tuneforge.catalog.service import Catalog
 from tuneforge.db import session_scope, utcnow
 from tuneforge.db.tables import CustomizationJobRow, CustomModelRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound
-from tuneforge.jobs import runner
+from tuneforge.ids import job_arn, new_id
 from tuneforge.jobs.spec import JobRequest
 from tuneforge.jobs.states import TERMINAL, JobStatus, StageStatus, check_transition, close_open_stages, initial_details
 from tuneforge.listing import by_creation, page
-from tuneforge.registry.keyring import get_key
+from tuneforge.processes import local as runner
 from tuneforge.registry.tags import check_tags, store_tags
+from tuneforge.security.keyring import get_key
 from tuneforge.settings import Settings
 from tuneforge.training.hparams import parse_hyperparameters
 
 MAX_ATTEMPTS = 3  # a job restarted this many times after its process died is failed instead
 STOP_GRACE_SECONDS = 10.0  # a job gets this long to checkpoint and exit before it is killed
 STARTING_GRACE_SECONDS = 60.0  # a job without a pid this fresh is being started, not dead
-_ID_ALPHABET = string.ascii_lowercase + string.digits
-
-
-def new_id() -> str:
-    """Bedrock's 12-character resource id ([a-z0-9]{12})."""
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
-
 
 def model_family(identifier: str) -> str:
     """Which hyperparameter ranges apply: Bedrock's per-family tables for Llama 2 and Titan ids."""
@@ -68,8 +60,7 @@ class JobService:
             self.reconcile()
 
     def arn(self, base_model_id: str, job_id: str) -> str:
-        s = self.settings
-        return f"arn:aws:bedrock:{s.region}:{s.account_id}:model-customization-job/{base_model_id}/{job_id}"
+        return job_arn(self.settings, base_model_id, job_id)
 
     # ---- create ---------------------------------------------------------------------------------
     def create(self, request: JobRequest) -> CustomizationJobRow:

@@ -21,11 +21,11 @@ from tuneforge.catalog.service import Catalog, embedding_spec
 from tuneforge.db import open_database, session_scope, utcnow
 from tuneforge.db.tables import DataSourceRow, IngestionJobRow, KnowledgeBaseRow
 from tuneforge.errors import TuneforgeError
-from tuneforge.inference.client import WorkerProcess
-from tuneforge.jobs import runner
 from tuneforge.knowledge.embedding import embedding_model_facts
 from tuneforge.knowledge.ingest import SyncResult, SyncStopped, data_source_chunker, sync
 from tuneforge.knowledge.service import open_kb_store
+from tuneforge.processes import local as runner
+from tuneforge.serving.client import WorkerProcess
 from tuneforge.settings import load_settings
 
 HEARTBEAT_SECONDS = 1.0

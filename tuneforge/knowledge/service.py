@@ -27,8 +27,6 @@ With NONE (one chunk per file), a file longer than the limit fails ingestion wit
 from __future__ import annotations
 
 import re
-import secrets
-import string
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -42,11 +40,12 @@ from tuneforge.catalog.entries import Modality, SourceKind
 from tuneforge.catalog.service import Catalog, model_id_from
 from tuneforge.db import session_scope, utcnow
 from tuneforge.db.tables import DataSourceRow, IngestionJobRow, KbDocumentRow, KnowledgeBaseRow
+from tuneforge.documents.chunking_config import ChunkingStrategy, validate_chunking_configuration
 from tuneforge.errors import Conflict, InvalidInput, NotFound
-from tuneforge.jobs import runner
-from tuneforge.knowledge.config import ChunkingStrategy, validate_chunking_configuration
+from tuneforge.ids import knowledge_base_arn, new_agent_id
 from tuneforge.knowledge.embedding import EmbeddingModelFacts, embedding_model_facts
 from tuneforge.listing import page
+from tuneforge.processes import local as runner
 from tuneforge.settings import Settings
 
 INGESTION_MODULE = "tuneforge.knowledge.ingest_process"
@@ -58,14 +57,8 @@ EMPTY_STATISTICS = {
     "numberOfModifiedDocumentsIndexed": 0, "numberOfMetadataDocumentsModified": 0, "numberOfDocumentsDeleted": 0,
     "numberOfDocumentsFailed": 0, "numberOfDocumentsSkipped": 0,
 }
-_ID_ALPHABET = string.ascii_uppercase + string.digits
 _NAME = re.compile(r"^([0-9a-zA-Z][_-]?){1,100}$")  # Bedrock's name pattern for KBs and data sources
 _BUCKET_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$")
-
-
-def new_id() -> str:
-    """Bedrock's 10-character knowledge-base resource id ([0-9A-Z]{10})."""
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
 
 
 @dataclass(frozen=True)
@@ -151,7 +144,7 @@ class KnowledgeBaseService:
             self.reconcile()
 
     def kb_arn(self, kb_id: str) -> str:
-        return f"arn:aws:bedrock:{self.settings.region}:{self.settings.account_id}:knowledge-base/{kb_id}"
+        return knowledge_base_arn(self.settings, kb_id)
 
     # ---- knowledge bases ------------------------------------------------------------------------
     def embedding_model(self, identifier: str) -> tuple[str, EmbeddingModelFacts]:
@@ -192,7 +185,7 @@ class KnowledgeBaseService:
         with self.sessions() as session:
             if session.scalars(select(KnowledgeBaseRow).where(KnowledgeBaseRow.name == name)).first() is not None:
                 raise Conflict(f"a knowledge base named {name!r} already exists: pick another name", field="name")
-        kb_id = new_id()
+        kb_id = new_agent_id()
         row = KnowledgeBaseRow(
             knowledge_base_id=kb_id, knowledge_base_arn=self.kb_arn(kb_id), name=name, description=description,
             role_arn=role_arn, client_token=client_token, knowledge_base_configuration=configuration,
@@ -278,7 +271,7 @@ class KnowledgeBaseService:
             if session.scalars(select(DataSourceRow).where(DataSourceRow.knowledge_base_id == kb_id, DataSourceRow.name == name)).first():
                 raise Conflict(f"knowledge base {kb_id} already has a data source named {name!r}", field="name")
         row = DataSourceRow(
-            data_source_id=new_id(), knowledge_base_id=kb_id, name=name, description=description, client_token=client_token,
+            data_source_id=new_agent_id(), knowledge_base_id=kb_id, name=name, description=description, client_token=client_token,
             data_source_configuration=configuration, location_uri=location,
             vector_ingestion_configuration=vector_ingestion_configuration, data_deletion_policy=policy,
             status="AVAILABLE", failure_reasons=[],
@@ -336,7 +329,7 @@ class KnowledgeBaseService:
         self.reconcile()
         if any(j.status in RUNNING for j in self._jobs(ds_id=ds_id)):
             raise Conflict(f"data source {ds_id} already has an ingestion job running: wait for it or stop it", field="dataSourceId")
-        job_id = new_id()
+        job_id = new_agent_id()
         work_dir = self.settings.home / "knowledge-bases" / kb_id / "ingestion" / job_id
         row = IngestionJobRow(
             ingestion_job_id=job_id, knowledge_base_id=kb_id, data_source_id=ds_id, description=description,

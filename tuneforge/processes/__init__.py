@@ -1,0 +1,1 @@
+from tuneforge.processes.environment import torch_env
