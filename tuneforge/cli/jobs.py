@@ -16,7 +16,7 @@ from tuneforge.errors import InvalidInput
 from tuneforge.jobs.layout import JobOutputs
 from tuneforge.jobs.service import JobService, is_terminal
 from tuneforge.jobs.spec import JobRequest
-from tuneforge.processes import local as runner
+from tuneforge.processes.local import LOG_NAME
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.wire.jobs import job_detail, job_summary, model_detail, model_summary
 
@@ -168,7 +168,7 @@ def logs(
 ) -> None:
     """Print the job's log."""
     row = jobs().get(job)
-    path = Path(row.work_dir) / runner.LOG_NAME
+    path = Path(row.work_dir) / LOG_NAME
     position = 0
     while True:
         if path.exists():

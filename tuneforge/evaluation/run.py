@@ -24,20 +24,19 @@ import gc
 import json
 import sys
 import time
-import traceback
 from collections import deque
 from typing import Any
 
-from tuneforge.errors import InvalidInput, TuneforgeError
+from tuneforge.errors import InvalidInput
 from tuneforge.inference.params import GenerationRequest, Message, SamplingParams
 from tuneforge.inference.spec import WorkerSpec
+from tuneforge.processes.pipe import LineWriter, error_event
 
 DEFAULT_MAX_LEN = 1024  # as the trainer (tuneforge.training.trainer.DEFAULT_MAX_LEN)
 
 
 def _send(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload) + "\n")
-    sys.stdout.flush()
+    LineWriter(sys.stdout).send(payload)
 
 
 def generate(engine: Any, index: int, prompts: list[str], *, chat: bool, max_tokens: int) -> dict[str, Any]:
@@ -133,12 +132,8 @@ def run(job: dict[str, Any]) -> None:
 def main() -> int:
     try:
         run(json.loads(sys.stdin.read()))
-    except TuneforgeError as exc:
-        _send({"event": "error", "type": type(exc).__name__, "message": exc.message, "field": exc.field})
-        return 1
-    except Exception as exc:  # reported to the caller with its type; the traceback goes to the log
-        traceback.print_exc(file=sys.stderr)
-        _send({"event": "error", "type": "ModelFailure", "message": f"{type(exc).__name__}: {exc}", "field": None})
+    except Exception as exc:  # reported to the caller with its type; an unexpected one's traceback goes to the log
+        _send(error_event(exc))
         return 1
     return 0
 

@@ -10,7 +10,7 @@ restarted from its last checkpoint, up to MAX_ATTEMPTS times, or marked Failed; 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select, update
@@ -25,15 +25,16 @@ from tuneforge.ids import job_arn, new_id
 from tuneforge.jobs.spec import JobRequest
 from tuneforge.jobs.states import TERMINAL, JobStatus, StageStatus, check_transition, close_open_stages, initial_details
 from tuneforge.listing import by_creation, page
-from tuneforge.processes import local as runner
+from tuneforge.processes.detached import STOP_GRACE_SECONDS, presumed_alive
+from tuneforge.processes.executor import Executor
+from tuneforge.processes.local import LOCAL, LOG_NAME
 from tuneforge.registry.tags import check_tags, store_tags
 from tuneforge.security.keyring import get_key
 from tuneforge.settings import Settings
 from tuneforge.training.hparams import parse_hyperparameters
 
 MAX_ATTEMPTS = 3  # a job restarted this many times after its process died is failed instead
-STOP_GRACE_SECONDS = 10.0  # a job gets this long to checkpoint and exit before it is killed
-STARTING_GRACE_SECONDS = 60.0  # a job without a pid this fresh is being started, not dead
+JOB_MODULE = "tuneforge.jobs.process"  # what a job's detached process runs
 
 def model_family(identifier: str) -> str:
     """Which hyperparameter ranges apply: Bedrock's per-family tables for Llama 2 and Titan ids."""
@@ -52,10 +53,12 @@ class JobPage:
 
 
 class JobService:
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], catalog: Catalog, *, reconcile: bool = True) -> None:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], catalog: Catalog, *, reconcile: bool = True,
+                 executor: Executor = LOCAL) -> None:
         self.settings = settings
         self.sessions = sessions
         self.catalog = catalog
+        self.executor = executor
         if reconcile:
             self.reconcile()
 
@@ -135,7 +138,7 @@ class JobService:
             )
 
     def _launch(self, row: CustomizationJobRow) -> None:
-        handle = runner.start(row.job_id, Path(row.work_dir), env={"TUNEFORGE_HOME": str(self.settings.home), "TUNEFORGE_DATABASE_URL": self.settings.database_url})
+        handle = self.executor.start(JOB_MODULE, row.job_id, Path(row.work_dir), env={"TUNEFORGE_HOME": str(self.settings.home), "TUNEFORGE_DATABASE_URL": self.settings.database_url})
         with session_scope(self.sessions) as session:
             session.execute(
                 update(CustomizationJobRow)
@@ -204,10 +207,10 @@ class JobService:
         if not changed:  # it finished (or was stopped) between our read and our write
             return self.stop(identifier, wait=wait) if self.get(identifier).status == JobStatus.IN_PROGRESS else self.get(identifier)
         if wait and row.pid is not None:
-            runner.terminate_tree(row.pid, row.pid_started_at, grace_seconds=STOP_GRACE_SECONDS)
+            self.executor.terminate_tree(row.pid, row.pid_started_at, grace_seconds=STOP_GRACE_SECONDS)
             self._finish_if_dead(self.get(row.job_id))
         elif row.pid is not None:
-            runner.signal_stop(row.pid, row.pid_started_at)
+            self.executor.signal_stop(row.pid, row.pid_started_at)
         return self.get(row.job_id)
 
     # ---- recovery -------------------------------------------------------------------------------
@@ -224,12 +227,7 @@ class JobService:
         return acted
 
     def _finish_if_dead(self, row: CustomizationJobRow) -> bool:
-        alive = runner.is_alive(row.pid, row.pid_started_at, row.host)
-        if row.pid is None and row.heartbeat_at is not None and utcnow() - row.heartbeat_at < timedelta(seconds=STARTING_GRACE_SECONDS):
-            alive = True  # created or restarted a moment ago; its process is being started
-        if alive is None:  # another host runs it: trust its heartbeat unless it is very old
-            alive = row.heartbeat_at is not None and utcnow() - row.heartbeat_at < timedelta(minutes=10)
-        if alive:
+        if presumed_alive(row, self.executor):
             return False
         now = utcnow()
         if row.status == JobStatus.STOPPING.value:
@@ -243,7 +241,7 @@ class JobService:
                 "status_details": close_open_stages(row.status_details, StageStatus.FAILED, now),
                 "failure_message": (
                     f"the job's process ended unexpectedly {row.attempts} times (crash, out of memory or host restart); "
-                    f"see {Path(row.work_dir) / runner.LOG_NAME} and create the job again"
+                    f"see {Path(row.work_dir) / LOG_NAME} and create the job again"
                 ),
             }
         same_pid = CustomizationJobRow.pid.is_(None) if row.pid is None else CustomizationJobRow.pid == row.pid

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +44,12 @@ from tuneforge.errors import Conflict, InvalidInput, NotFound
 from tuneforge.ids import knowledge_base_arn, new_agent_id
 from tuneforge.knowledge.embedding import EmbeddingModelFacts, embedding_model_facts
 from tuneforge.listing import page
-from tuneforge.processes import local as runner
+from tuneforge.processes.detached import STOP_GRACE_SECONDS, presumed_alive
+from tuneforge.processes.executor import Executor
+from tuneforge.processes.local import LOCAL, LOG_NAME
 from tuneforge.settings import Settings
 
 INGESTION_MODULE = "tuneforge.knowledge.ingest_process"
-STARTING_GRACE_SECONDS = 60.0  # an ingestion job without a pid this fresh is being started, not dead
-STOP_GRACE_SECONDS = 10.0
 RUNNING = ("STARTING", "IN_PROGRESS", "STOPPING")
 EMPTY_STATISTICS = {
     "numberOfDocumentsScanned": 0, "numberOfMetadataDocumentsScanned": 0, "numberOfNewDocumentsIndexed": 0,
@@ -136,10 +135,12 @@ def open_kb_store(kb: KnowledgeBaseRow, settings: Settings):
 
 
 class KnowledgeBaseService:
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], catalog: Catalog, *, reconcile: bool = True) -> None:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], catalog: Catalog, *, reconcile: bool = True,
+                 executor: Executor = LOCAL) -> None:
         self.settings = settings
         self.sessions = sessions
         self.catalog = catalog
+        self.executor = executor
         if reconcile:
             self.reconcile()
 
@@ -231,7 +232,7 @@ class KnowledgeBaseService:
         row = self.get_knowledge_base(kb_id)
         for job in self._jobs(kb_id=kb_id):
             if job.status in RUNNING and job.pid is not None:
-                runner.terminate_tree(job.pid, job.pid_started_at, grace_seconds=STOP_GRACE_SECONDS)
+                self.executor.terminate_tree(job.pid, job.pid_started_at, grace_seconds=STOP_GRACE_SECONDS)
         store = self.open_store(row)
         try:
             store.drop()
@@ -338,7 +339,7 @@ class KnowledgeBaseService:
         )
         with session_scope(self.sessions) as session:
             session.add(row)
-        runner.start(job_id, work_dir, env=env, module=INGESTION_MODULE)
+        self.executor.start(INGESTION_MODULE, job_id, work_dir, env=env)
         return row
 
     def get_ingestion_job(self, kb_id: str, ds_id: str, job_id: str) -> IngestionJobRow:
@@ -368,7 +369,7 @@ class KnowledgeBaseService:
         with session_scope(self.sessions) as session:
             session.execute(update(IngestionJobRow).where(IngestionJobRow.ingestion_job_id == job_id).values(status="STOPPING"))
         if row.pid is not None:
-            runner.signal_stop(row.pid, row.pid_started_at)
+            self.executor.signal_stop(row.pid, row.pid_started_at)
         return self._job(job_id)
 
     def _job(self, job_id: str) -> IngestionJobRow | None:
@@ -392,17 +393,12 @@ class KnowledgeBaseService:
         return [row.ingestion_job_id for row in open_jobs if self._close_if_dead(row)]
 
     def _close_if_dead(self, row: IngestionJobRow) -> bool:
-        alive = runner.is_alive(row.pid, row.pid_started_at, row.host)
-        if row.pid is None and row.heartbeat_at is not None and utcnow() - row.heartbeat_at < timedelta(seconds=STARTING_GRACE_SECONDS):
-            alive = True  # just created: its process is being started
-        if alive is None:
-            alive = row.heartbeat_at is not None and utcnow() - row.heartbeat_at < timedelta(minutes=10)
-        if alive:
+        if presumed_alive(row, self.executor):
             return False
         values: dict[str, Any] = {"status": "STOPPED"} if row.status == "STOPPING" else {
             "status": "FAILED",
             "failure_reasons": [*row.failure_reasons, "the ingestion process stopped unexpectedly (see "
-                                f"{Path(row.work_dir) / runner.LOG_NAME}); start a new ingestion job: it resumes where this one stopped"],
+                                f"{Path(row.work_dir) / LOG_NAME}); start a new ingestion job: it resumes where this one stopped"],
         }
         with session_scope(self.sessions) as session:
             session.execute(update(IngestionJobRow).where(IngestionJobRow.ingestion_job_id == row.ingestion_job_id,
