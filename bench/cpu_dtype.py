@@ -16,9 +16,9 @@ import time
 import torch
 
 from tuneforge.catalog.builtin import BUILTIN_MODELS, DEFAULT_MODEL_ID, package_path
-from tuneforge.catalog.materialize import materialize_gguf
 from tuneforge.inference.device import cpu_has_native_bf16
 from tuneforge.inference.engine import LocalEngine
+from tuneforge.inference.materialize import materialize_gguf
 from tuneforge.inference.params import GenerationRequest, Message, SamplingParams
 from tuneforge.settings import load_settings
 

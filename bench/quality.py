@@ -39,11 +39,11 @@ from rich.table import Table
 
 from tuneforge.catalog.builtin import BUILTIN_MODELS, DEFAULT_MODEL_ID, package_path
 from tuneforge.catalog.entries import Customization
-from tuneforge.catalog.materialize import materialize_gguf
 from tuneforge.data import DatasetKind, load_token_counter, read_records, validate_dataset
 from tuneforge.data.from_docs import documents_to_records
 from tuneforge.data.from_table import PromptTemplate, load_table, table_to_records, write_jsonl
 from tuneforge.evaluation import EvalModel, PromptRow, compare_perplexity, compare_rouge, load_texts
+from tuneforge.inference.materialize import materialize_gguf
 from tuneforge.inference.spec import WorkerSpec
 from tuneforge.settings import load_settings
 from tuneforge.training import TrainConfig, parse_hyperparameters, train

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from tuneforge.catalog.builtin import DEFAULT_EMBEDDING_MODEL_ID, package_path
-from tuneforge.inference.client import WorkerProcess
 from tuneforge.inference.spec import WorkerSpec
 from tuneforge.knowledge.retrieve import HYBRID_CANDIDATES, reciprocal_rank_fusion
 from tuneforge.knowledge.stores import SqliteStore, StoredChunk
+from tuneforge.serving.client import WorkerProcess
 
 DATA = Path("/work/shared/data")
 

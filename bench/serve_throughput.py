@@ -26,9 +26,9 @@ import time
 import torch
 
 from tuneforge.catalog.builtin import BUILTIN_MODELS, DEFAULT_MODEL_ID, package_path
-from tuneforge.catalog.materialize import materialize_gguf
+from tuneforge.inference.batch_engine import BatchEngine
+from tuneforge.inference.materialize import materialize_gguf
 from tuneforge.inference.params import GenerationRequest, Message, SamplingParams
-from tuneforge.serving import BatchEngine
 from tuneforge.settings import load_settings
 
 TOPICS = [

@@ -61,8 +61,8 @@ import torch
 
 from tuneforge.catalog.builtin import BUILTIN_MODELS, DEFAULT_MODEL_ID, package_path
 from tuneforge.catalog.entries import Customization
-from tuneforge.catalog.materialize import materialize_gguf
 from tuneforge.inference.device import pick_dtype
+from tuneforge.inference.materialize import materialize_gguf
 from tuneforge.settings import load_settings
 from tuneforge.training import TrainConfig, parse_hyperparameters, train
 from tuneforge.training.data import fine_tuning_examples

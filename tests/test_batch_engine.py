@@ -10,9 +10,9 @@ import threading
 import pytest
 
 from tuneforge.errors import InvalidInput, ModelFailure, Throttled
+from tuneforge.inference.batch_engine import BatchEngine
 from tuneforge.inference.engine import LocalEngine
 from tuneforge.inference.params import GenerationRequest, Message, SamplingParams, StopReason
-from tuneforge.serving import BatchEngine
 
 PROMPTS = [
     "The guest checks in",

@@ -4,8 +4,8 @@ import pytest
 
 from tuneforge.catalog.entries import BodyFormat
 from tuneforge.errors import InvalidInput
-from tuneforge.inference.bodies import llama2_prompt_to_messages, parse_body, render_response, render_stream_chunk
 from tuneforge.inference.params import Delta, GenerationResult, Message, StopReason
+from tuneforge.wire.bodies import llama2_prompt_to_messages, parse_body, render_response, render_stream_chunk
 
 
 def test_llama2_defaults_and_plain_prompt():
@@ -85,7 +85,7 @@ def test_responses_and_stream_chunks():
 
 
 def test_titan_conversation_markup_becomes_chat_messages():
-    from tuneforge.inference.bodies import titan_prompt_to_messages
+    from tuneforge.wire.bodies import titan_prompt_to_messages
 
     request = parse_body({"inputText": "Be brief.\nUser: Which ferry?\nBot: The Morwen Tide.\nUser: When?\nBot:"}, BodyFormat.TITAN)
     assert [(m.role, m.content) for m in request.messages] == [

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from tests.test_parsing import exchange_act, needs_shared_data
-from tuneforge.errors import InvalidInput
-from tuneforge.knowledge import (
+from tuneforge.documents import (
     Chunk,
     ChunkingStrategy,
     DocumentFormat,
@@ -27,6 +26,7 @@ from tuneforge.knowledge import (
     token_counter,
     validate_chunking_configuration,
 )
+from tuneforge.errors import InvalidInput
 
 SENTENCES = [
     "The exchange opens at nine in the morning.",

@@ -237,7 +237,7 @@ def test_training_length_is_defined_once():
 @pytest.mark.slow
 def test_the_default_model_is_materialized_for_its_tokenizer_without_torch_here(home, tmp_path):
     from tuneforge.catalog.builtin import DEFAULT_MODEL_ID
-    from tuneforge.catalog.checkpoint import COMPLETE_MARKER
+    from tuneforge.inference.checkpoint import COMPLETE_MARKER
 
     data = tmp_path / "cpt.jsonl"
     write_jsonl([{"input": "Reinforcement learning from human feedback, in one line."}], data)

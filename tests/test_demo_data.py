@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from demo import dialogues
-from tuneforge.knowledge.parsing import SIDECAR_SUFFIX, load_sidecar
+from tuneforge.documents.parsing import SIDECAR_SUFFIX, load_sidecar
 
 DATA = Path(__file__).resolve().parent.parent / "demo" / "data"
 TITLES = re.compile(r"\b(Mr|Mrs|Ms|Dr)\.")

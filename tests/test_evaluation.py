@@ -14,9 +14,9 @@ import pytest
 
 from tuneforge.errors import InvalidInput
 from tuneforge.evaluation import EvalModel, HeldOutText, PromptRow, compare_perplexity, compare_rouge, load_prompt_rows, load_texts, score_rouge
-from tuneforge.inference.client import WorkerProcess
 from tuneforge.inference.params import GenerationRequest, SamplingParams
 from tuneforge.inference.spec import WorkerSpec
+from tuneforge.serving.client import WorkerProcess
 
 PROMPTS = ["The guest checks in", "Fine-tuning teaches a model", "Knowledge bases retrieve", "Exchange rules describe"]
 

@@ -6,10 +6,10 @@ import sys
 import pytest
 
 from tuneforge.errors import InvalidInput, ModelFailure, NotFound
-from tuneforge.inference.client import WorkerProcess
 from tuneforge.inference.engine import LocalEngine
 from tuneforge.inference.params import GenerationRequest, Message, SamplingParams, StopReason
 from tuneforge.inference.spec import WorkerSpec
+from tuneforge.serving.client import WorkerProcess
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_worker_reports_a_missing_checkpoint(tmp_path):
 
 def test_api_side_modules_do_not_import_torch():
     code = (
-        "import sys, tuneforge.cli.main, tuneforge.api.app, tuneforge.catalog.service, tuneforge.inference.client, tuneforge.inference.bodies\n"
+        "import sys, tuneforge.cli.main, tuneforge.api.app, tuneforge.catalog.service, tuneforge.serving.client, tuneforge.wire.bodies\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "assert 'transformers' not in sys.modules, 'transformers was imported'\n"
     )

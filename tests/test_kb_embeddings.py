@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from tuneforge.errors import InvalidInput
-from tuneforge.inference.client import WorkerProcess
 from tuneforge.inference.spec import WorkerSpec
+from tuneforge.serving.client import WorkerProcess
 
 
 def test_embed_returns_normalized_float32_rows_in_order(tiny_embedder_dir):

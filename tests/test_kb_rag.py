@@ -15,13 +15,13 @@ from tuneforge.catalog.service import Catalog, embedding_spec
 from tuneforge.db import open_database
 from tuneforge.db.tables import RagSessionRow
 from tuneforge.errors import InvalidInput, NotFound
-from tuneforge.inference.client import WorkerProcess
 from tuneforge.knowledge.embedding import embedding_model_facts
 from tuneforge.knowledge.generate import OUTPUT_FORMAT_INSTRUCTIONS, RagService, cite, reference
 from tuneforge.knowledge.ingest import SOURCE_URI, data_source_chunker, sync
 from tuneforge.knowledge.retrieve import Retriever
 from tuneforge.knowledge.service import KnowledgeBaseService
 from tuneforge.knowledge.stores.base import Hit, StoredChunk
+from tuneforge.serving.client import WorkerProcess
 from tuneforge.settings import load_settings
 
 ROLE = "arn:aws:iam::123456789012:role/kb"

@@ -19,12 +19,12 @@ from tuneforge.catalog.service import Catalog, embedding_spec
 from tuneforge.db import open_database, session_scope, utcnow
 from tuneforge.db.tables import IngestionJobRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound
-from tuneforge.inference.client import WorkerProcess
 from tuneforge.knowledge.embedding import embedding_model_facts
 from tuneforge.knowledge.ingest import CHUNK_ID, DATA_SOURCE_ID, PAGE_NUMBER, SOURCE_URI, data_source_chunker, sync
 from tuneforge.knowledge.retrieve import Retriever, reciprocal_rank_fusion
 from tuneforge.knowledge.service import KnowledgeBaseService
 from tuneforge.knowledge.stores.base import Hit, StoredChunk
+from tuneforge.serving.client import WorkerProcess
 from tuneforge.settings import load_settings
 
 ROLE = "arn:aws:iam::123456789012:role/kb"

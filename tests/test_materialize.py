@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from tuneforge.catalog.builtin import DEFAULT_MODEL_ID, BUILTIN_MODELS, package_path
-from tuneforge.catalog.checkpoint import COMPLETE_MARKER, check_checkpoint_dir
-from tuneforge.catalog.materialize import load_gguf, materialize_gguf
 from tuneforge.errors import InvalidInput
+from tuneforge.inference.checkpoint import COMPLETE_MARKER, check_checkpoint_dir
+from tuneforge.inference.materialize import load_gguf, materialize_gguf
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-import tuneforge.knowledge as knowledge
+import tuneforge.documents as documents
+from tuneforge.documents import DocumentError, DocumentFormat, ParsedDocument, load_sidecar, parse_document
 from tuneforge.errors import InvalidInput
-from tuneforge.knowledge import DocumentError, DocumentFormat, ParsedDocument, load_sidecar, parse_document
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("TUNEFORGE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -285,7 +285,7 @@ def test_size_limit() -> None:
     with pytest.raises(DocumentError, match="over the 10-byte limit"):
         parse_document("big.txt", b"x" * 11, max_bytes=10)
     assert parse_document("ok.txt", b"x" * 10, max_bytes=10).text == "x" * 10
-    assert knowledge.MAX_DOCUMENT_BYTES == 50_000_000
+    assert documents.MAX_DOCUMENT_BYTES == 50_000_000
 
 
 # ---- DOCX
@@ -357,9 +357,9 @@ def test_sidecar_lists_every_problem_and_has_a_size_limit() -> None:
 
 
 def test_exported_names_exist() -> None:
-    assert sorted(knowledge.__all__) == sorted(set(knowledge.__all__))
-    for name in knowledge.__all__:
-        assert hasattr(knowledge, name), name
+    assert sorted(documents.__all__) == sorted(set(documents.__all__))
+    for name in documents.__all__:
+        assert hasattr(documents, name), name
 
 
 # ---- the real documents in ../shared/data

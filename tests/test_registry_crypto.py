@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from tuneforge.db import open_database
 from tuneforge.catalog.service import Catalog
+from tuneforge.db import open_database
 from tuneforge.db.tables import CustomizationJobRow
 from tuneforge.errors import AccessDenied, Conflict, InvalidInput, NotFound
-from tuneforge.registry import keyring
-from tuneforge.registry.crypto import MANIFEST, SUFFIX, TAG_BYTES, decrypt_dir, encrypt_dir
-from tuneforge.registry.keyring import Key, create_key, get_key, list_keys, normalize_key_id
 from tuneforge.registry.service import CustomModelRegistry
+from tuneforge.security import keyring
+from tuneforge.security.crypto import MANIFEST, SUFFIX, TAG_BYTES, decrypt_dir, encrypt_dir
+from tuneforge.security.keyring import Key, create_key, get_key, list_keys, normalize_key_id
 from tuneforge.settings import load_settings
 
 CHUNK = 64 * 1024  # small chunks, so a few MB make ~50 of them
@@ -218,7 +218,7 @@ def test_missing_exposed_or_broken_keyring_errors_never_show_key_bytes(tmp_path)
     home = tmp_path / "home"
     with pytest.raises(NotFound) as err:
         get_key(home, "arn:aws:kms:us-east-1:111122223333:alias/missing")
-    assert "python -m tuneforge.registry.keyring create alias/missing" in err.value.message  # names the id and the fix
+    assert "python -m tuneforge.security.keyring create alias/missing" in err.value.message  # names the id and the fix
     key = get_key(home, create_key(home, "k"))
     messages = [repr(key), str(key), f"{key}", f"{key!r}", repr([key])]
 

@@ -19,8 +19,8 @@ from starlette.requests import Request
 
 from tuneforge.api.services import Services
 from tuneforge.api.sigv4 import SignatureError, parse_bearer, verify_request
-from tuneforge.auth.keys import ActiveKey
 from tuneforge.errors import AccessDenied
+from tuneforge.security.keys import ActiveKey
 
 # Operations that change nothing. Anything else counts as mutating (denied to read-only keys, audited): a new
 # operation is safe by default. Invocations read models; they are billed but change no resource.

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from tuneforge.api.metrics import ApiMetrics
-from tuneforge.auth.audit import AuditLog
-from tuneforge.auth.keys import AccessKeys
 from tuneforge.catalog.service import Catalog, embedding_spec
 from tuneforge.db import open_database
 from tuneforge.jobs.service import JobService
@@ -16,6 +14,8 @@ from tuneforge.knowledge.retrieve import Retriever
 from tuneforge.knowledge.service import KnowledgeBaseService
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.registry.tags import ResourceTags
+from tuneforge.security.audit import AuditLog
+from tuneforge.security.keys import AccessKeys
 from tuneforge.serving.deployments import DeploymentService
 from tuneforge.serving.pool import WorkerPool
 from tuneforge.serving.resolve import Resolver

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from tuneforge.ids import foundation_model_arn
+
 
 class Customization(StrEnum):
     FINE_TUNING = "FINE_TUNING"
@@ -67,8 +69,7 @@ class FoundationModel:
     extra: dict = field(default_factory=dict, compare=False)
 
     def arn(self, region: str) -> str:
-        # foundation-model ARNs have an empty account field in Bedrock
-        return f"arn:aws:bedrock:{region}::foundation-model/{self.model_id}"
+        return foundation_model_arn(region, self.model_id)
 
     def as_alias(self, alias_id: str, provider_name: str, body_format: BodyFormat) -> "FoundationModel":
         return replace(

@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tuneforge.catalog.builtin import BUILTIN_MODELS, package_path
-from tuneforge.catalog.checkpoint import check_checkpoint_dir, context_length
 from tuneforge.catalog.entries import (
     BodyFormat,
     Customization,
@@ -27,6 +26,7 @@ from tuneforge.catalog.entries import (
 from tuneforge.db import session_scope
 from tuneforge.db.tables import FoundationModelRow, ModelAliasRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound, Unavailable
+from tuneforge.inference.checkpoint import check_checkpoint_dir, context_length
 from tuneforge.inference.spec import WorkerSpec
 from tuneforge.settings import Settings
 

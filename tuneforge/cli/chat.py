@@ -33,7 +33,7 @@ def chat(
         _loop(_remote_turn(deployment.provisioned_model_arn, max_tokens, temperature), system, close=lambda: None)
         return
     from tuneforge.cli.invoke import _resolve
-    from tuneforge.inference.client import WorkerProcess
+    from tuneforge.serving.client import WorkerProcess
 
     _, spec, release = _resolve(model, "auto", "auto")
     err_console.print(f"[dim]loading {model}...[/]")

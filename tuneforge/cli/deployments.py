@@ -17,7 +17,7 @@ from rich.table import Table
 from tuneforge.cli.runtime import catalog, console, err_console, print_json, settings
 from tuneforge.errors import Unavailable
 from tuneforge.serving.deployments import SETTLING, DeploymentService
-from tuneforge.serving.views import deployment_detail, deployment_summary
+from tuneforge.wire.deployments import deployment_detail, deployment_summary
 
 app = typer.Typer(help="Provisioned throughput: serve base or custom models on N workers (model units).", no_args_is_help=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print Bedrock's JSON shape instead of a table.")]

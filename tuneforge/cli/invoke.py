@@ -14,9 +14,9 @@ from typing import Annotated, Optional
 import typer
 
 from tuneforge.cli.runtime import catalog, err_console, print_json
-from tuneforge.inference.bodies import parse_body, render_response
-from tuneforge.inference.client import WorkerProcess
 from tuneforge.inference.params import GenerationRequest, Message, SamplingParams
+from tuneforge.serving.client import WorkerProcess
+from tuneforge.wire.bodies import parse_body, render_response
 
 
 def _resolve(model: str, device: str, dtype: str):

@@ -13,12 +13,12 @@ from rich.table import Table
 
 from tuneforge.cli.runtime import catalog, console, print_json, settings
 from tuneforge.errors import InvalidInput
-from tuneforge.jobs import runner
 from tuneforge.jobs.layout import JobOutputs
 from tuneforge.jobs.service import JobService, is_terminal
 from tuneforge.jobs.spec import JobRequest
-from tuneforge.jobs.views import job_detail, job_summary, model_detail, model_summary
+from tuneforge.processes.local import LOG_NAME
 from tuneforge.registry.service import CustomModelRegistry
+from tuneforge.wire.jobs import job_detail, job_summary, model_detail, model_summary
 
 app = typer.Typer(help="Fine-tuning and continued pre-training jobs.", no_args_is_help=True)
 models_app = typer.Typer(help="Custom models made by jobs.", no_args_is_help=True)
@@ -184,7 +184,7 @@ def logs(
 ) -> None:
     """Print the job's log."""
     row = jobs().get(job)
-    path = Path(row.work_dir) / runner.LOG_NAME
+    path = Path(row.work_dir) / LOG_NAME
     position = 0
     while True:
         if path.exists():

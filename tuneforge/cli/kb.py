@@ -26,10 +26,10 @@ from tuneforge.catalog.builtin import DEFAULT_EMBEDDING_MODEL_ID, DEFAULT_MODEL_
 from tuneforge.catalog.service import embedding_spec
 from tuneforge.cli.runtime import catalog, console, print_json, settings
 from tuneforge.errors import InvalidInput, NotFound
-from tuneforge.inference.client import WorkerProcess
-from tuneforge.jobs.views import timestamp
-from tuneforge.knowledge import views
 from tuneforge.knowledge.service import KnowledgeBaseService
+from tuneforge.serving.client import WorkerProcess
+from tuneforge.wire import knowledge as views
+from tuneforge.wire.timestamps import timestamp
 
 app = typer.Typer(help="Knowledge bases: ingest documents, retrieve passages, ask questions with citations.", no_args_is_help=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print Bedrock's JSON shape instead of a table.")]

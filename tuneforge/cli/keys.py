@@ -15,8 +15,8 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a 
 
 
 def _keys():
-    from tuneforge.auth.keys import AccessKeys
     from tuneforge.db import open_database
+    from tuneforge.security.keys import AccessKeys
 
     current = settings()
     return AccessKeys(current, open_database(current.database_url))
@@ -67,8 +67,8 @@ def audit(
     as_json: JsonFlag = False,
 ) -> None:
     """Show the newest mutating API calls: time, access key, operation, resource, status."""
-    from tuneforge.auth.audit import AuditLog
     from tuneforge.db import open_database
+    from tuneforge.security.audit import AuditLog
 
     events = AuditLog(open_database(settings().database_url)).recent(limit)
     if as_json:

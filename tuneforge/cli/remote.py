@@ -40,8 +40,8 @@ CLI_KEY_NAME = "tuneforge-cli"
 
 
 def _local_key() -> dict[str, str]:
-    from tuneforge.auth.keys import AccessKeys
     from tuneforge.cli.runtime import catalog
+    from tuneforge.security.keys import AccessKeys
 
     keys = AccessKeys(settings(), catalog().sessions)
     for info in keys.list():

@@ -4,7 +4,7 @@
     conversion = documents_to_records(["book.pdf"], count_tokens=count, max_tokens=1023, overlap_tokens=102)
     write_jsonl(conversion.records, "cpt.jsonl")
 
-Parsing is tuneforge.knowledge's (`parse_document`): PDF text with running headers, footers and page numbers
+Parsing is tuneforge.documents' (`parse_document`): PDF text with running headers, footers and page numbers
 removed, line-end hyphens joined where the document spells the word unhyphenated, lines joined into paragraphs;
 Markdown without markup or front matter. Chunking is its FIXED_SIZE chunker: sentences packed up to
 `max_tokens` (counted with the model's tokenizer, without special tokens), each chunk starting with whole
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuneforge.data.validate import TokenCounter
+from tuneforge.documents import DocumentError, FixedSizeChunker, parse_document
+from tuneforge.documents.parsing import EXTENSIONS
 from tuneforge.errors import InvalidInput, NotFound
-from tuneforge.knowledge import DocumentError, FixedSizeChunker, parse_document
-from tuneforge.knowledge.parsing import EXTENSIONS
 
 DEFAULT_OVERLAP_FRACTION = 0.1  # of max_tokens; the reference demo chunks "with overlap"; 10% keeps repetition small
 

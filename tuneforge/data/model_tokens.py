@@ -4,7 +4,7 @@
 
 The tokenizer is read from the checkpoint's tokenizer.json with `tokenizers` (validate.load_token_counter). A
 catalog model shipped as GGUF has no checkpoint until it is materialized; that is done once, in a subprocess
-(`python -m tuneforge.catalog.materialize`), because materializing needs torch.
+(`python -m tuneforge.inference.materialize`), because materializing needs torch.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tuneforge.catalog.checkpoint import COMPLETE_MARKER, check_checkpoint_dir, context_length
 from tuneforge.data.validate import TokenCounter, load_token_counter
 from tuneforge.errors import ModelFailure
+from tuneforge.inference.checkpoint import COMPLETE_MARKER, check_checkpoint_dir, context_length
 from tuneforge.inference.spec import WorkerSpec
 from tuneforge.training.lengths import FALLBACK_CONTEXT
 
@@ -24,7 +24,7 @@ def ensure_checkpoint(spec: WorkerSpec) -> Path:
     """The spec's checkpoint directory, materialized from its GGUF file first if needed (in a subprocess)."""
     checkpoint = Path(spec.checkpoint)
     if spec.gguf and not (checkpoint / COMPLETE_MARKER).is_file():
-        proc = subprocess.run([sys.executable, "-m", "tuneforge.catalog.materialize", spec.gguf, str(checkpoint)],
+        proc = subprocess.run([sys.executable, "-m", "tuneforge.inference.materialize", spec.gguf, str(checkpoint)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]

@@ -3,7 +3,7 @@
 - Rows come from a fine-tuning JSONL file in the prompt/completion form (what `tuneforge data from-hf` writes),
   checked by the job validator's record parser, so a bad line is named by its number.
 - Texts come from continued pre-training JSONL files ({"input"} per line, each line one text) or from documents
-  (PDF, Markdown, text, HTML, DOCX; each file one text), parsed by tuneforge.knowledge as `from-docs` does.
+  (PDF, Markdown, text, HTML, DOCX; each file one text), parsed by tuneforge.documents as `from-docs` does.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tuneforge.data import DatasetKind, read_records
 from tuneforge.data.from_docs import expand_paths
+from tuneforge.documents import DocumentError, parse_document
 from tuneforge.errors import InvalidInput
-from tuneforge.knowledge import DocumentError, parse_document
 
 
 @dataclass(frozen=True)

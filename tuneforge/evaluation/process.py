@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from typing import Any
 
 from tuneforge import errors
-from tuneforge.processes import torch_env
+from tuneforge.processes.local import LOCAL
+from tuneforge.processes.pipe import raise_error
 
 Event = dict[str, Any]
-_ERRORS = {name: getattr(errors, name) for name in errors.__all__}
 LOG_TAIL_LINES = 8
 
 
@@ -27,8 +26,7 @@ def run_job(job: dict[str, Any], *, on_event: Callable[[Event], None] | None = N
     """The "result" event of each model, in order. Raises the child's error (InvalidInput, ModelFailure, ...)."""
     results: dict[int, Event] = {}
     with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tuneforge.evaluation.run"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=log, text=True, env=torch_env(env))
+        proc = LOCAL.spawn("tuneforge.evaluation.run", [], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env)
         try:
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.write(json.dumps(job))
@@ -48,8 +46,7 @@ def run_job(job: dict[str, Any], *, on_event: Callable[[Event], None] | None = N
                 proc.kill()
                 proc.wait()
         if failure is not None:
-            cls = _ERRORS.get(failure.get("type"), errors.ModelFailure)
-            raise cls(failure.get("message") or "the evaluation process failed", field=failure.get("field"))
+            raise_error(failure, default_message="the evaluation process failed")
         if code != 0 or len(results) != len(job["models"]):
             log.seek(0)
             tail = "\n".join(log.read().strip().splitlines()[-LOG_TAIL_LINES:])

@@ -9,7 +9,7 @@ Output (stdout, JSON lines): {"event": "loading", "model": i}, {"event": "loaded
 "dtype"}, {"event": "progress", "model": i, "done", "total"}, {"event": "result", "model": i, ...} per model,
 or {"event": "error", "type", "message", "field"} and exit code 1. Logs go to stderr.
 
-- generate: greedy (temperature 0), through the serving BatchEngine (continuous batching, the adapter merged as
+- generate: greedy (temperature 0), through the BatchEngine the model workers use (continuous batching, the adapter merged as
   when serving), so the texts are those the model serves. Raw prompts are tokenized as the trainer does for
   prompt/completion records; with "chat" each prompt is one user message in the model's chat template.
 - perplexity: exp(mean negative log-likelihood per predicted token), measured the way the trainer measures
@@ -24,19 +24,18 @@ import gc
 import json
 import sys
 import time
-import traceback
 from collections import deque
 from typing import Any
 
-from tuneforge.errors import InvalidInput, TuneforgeError
+from tuneforge.errors import InvalidInput
 from tuneforge.inference.params import GenerationRequest, Message, SamplingParams
 from tuneforge.inference.spec import WorkerSpec
+from tuneforge.processes.pipe import LineWriter, error_event
 from tuneforge.training.lengths import DEFAULT_MAX_LEN  # perplexity windows as long as pre-training's rows
 
 
 def _send(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload) + "\n")
-    sys.stdout.flush()
+    LineWriter(sys.stdout).send(payload)
 
 
 def generate(engine: Any, index: int, prompts: list[str], *, chat: bool, max_tokens: int) -> dict[str, Any]:
@@ -132,12 +131,8 @@ def run(job: dict[str, Any]) -> None:
 def main() -> int:
     try:
         run(json.loads(sys.stdin.read()))
-    except TuneforgeError as exc:
-        _send({"event": "error", "type": type(exc).__name__, "message": exc.message, "field": exc.field})
-        return 1
-    except Exception as exc:  # reported to the caller with its type; the traceback goes to the log
-        traceback.print_exc(file=sys.stderr)
-        _send({"event": "error", "type": "ModelFailure", "message": f"{type(exc).__name__}: {exc}", "field": None})
+    except Exception as exc:  # reported to the caller with its type; an unexpected one's traceback goes to the log
+        _send(error_event(exc))
         return 1
     return 0
 

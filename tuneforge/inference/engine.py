@@ -1,7 +1,7 @@
 """The local generation engine: a Hugging Face causal LM with a KV cache, token by token, streaming.
 
-Runs in a worker process (it imports torch). One request at a time; batching across requests is the
-serving layer's job. Greedy at temperature 0, else temperature + nucleus (top_p) sampling with a per-request
+Runs in a worker process (it imports torch). One request at a time; batching across requests is
+`batch_engine`'s job. Greedy at temperature 0, else temperature + nucleus (top_p) sampling with a per-request
 torch.Generator (seeded when the request gives a seed, so results repeat). Stop sequences are matched on
 the decoded text and cut from the output; text that could still become a stop sequence is held back
 while streaming, so a stream never emits part of a stop sequence.
@@ -77,7 +77,7 @@ class LocalEngine:
         budget = min(params.max_tokens, self.context_length - len(ids))
         generator = torch.Generator(device=self.device)
         generator.manual_seed(params.seed if params.seed is not None else secrets.randbits(63))
-        decoder = _StreamDecoder(self.tokenizer, params.stop)
+        decoder = StreamDecoder(self.tokenizer, params.stop)
 
         cache = None
         inputs = torch.tensor([ids], device=self.device)
@@ -87,7 +87,7 @@ class LocalEngine:
         while len(generated) < budget:
             out = self.model(input_ids=inputs, past_key_values=cache, use_cache=True)
             cache = out.past_key_values
-            token = _sample(out.logits[0, -1].float(), params, generator)
+            token = sample(out.logits[0, -1].float(), params, generator)
             if not generated:
                 first_token_at = time.perf_counter() - started
             if token in self.eos_ids and not params.ignore_eos:
@@ -117,7 +117,7 @@ class LocalEngine:
         )
 
 
-def _sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> int:
+def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> int:
     if params.temperature == 0.0:
         return int(torch.argmax(logits))
     probs = torch.softmax(logits / params.temperature, dim=-1)
@@ -133,7 +133,7 @@ def _sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Gener
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
-class _StreamDecoder:
+class StreamDecoder:
     """Incremental detokenization with stop-sequence matching.
 
     Decodes the whole completion each step (cheap next to a forward pass) so multi-token characters and

@@ -4,7 +4,7 @@
 
 Protocol (one JSON object per line): the worker first prints {"event": "ready", ...} (or "error") on stdout.
 Requests {"id", "request": GenerationRequest.to_dict(), "stream": bool} may arrive at any time and are
-batched together (tuneforge.serving.batch_engine); {"id", "op": "cancel"} drops one. Each request is answered
+batched together (tuneforge.inference.batch_engine); {"id", "op": "cancel"} drops one. Each request is answered
 by zero or more {"id", "event": "delta", "text"} lines and one {"id", "event": "done", "result"} or
 {"id", "event": "error", "type", "message", "field"} line; answers of different requests interleave.
 Logs and progress go to stderr.
@@ -27,42 +27,22 @@ import json
 import sys
 import threading
 import time
-import traceback
 import warnings
 from dataclasses import asdict
 from pathlib import Path
 
-from tuneforge.errors import InvalidInput, TuneforgeError
+from tuneforge.errors import InvalidInput
 from tuneforge.inference.params import GenerationRequest
 from tuneforge.inference.spec import WorkerSpec
-
-
-class _Output:
-    """stdout shared by the request threads: one whole line at a time."""
-
-    def __init__(self, stream) -> None:
-        self.stream = stream
-        self.lock = threading.Lock()
-
-    def send(self, payload: dict) -> None:
-        line = json.dumps(payload) + "\n"
-        with self.lock:
-            self.stream.write(line)
-            self.stream.flush()
-
-
-def _error_payload(exc: BaseException) -> dict:
-    if isinstance(exc, TuneforgeError):
-        return {"event": "error", "type": type(exc).__name__, "message": exc.message, "field": exc.field}
-    return {"event": "error", "type": "ModelFailure", "message": f"{type(exc).__name__}: {exc}", "field": None}
+from tuneforge.processes.pipe import LineWriter, error_event
 
 
 def load_engine(spec: WorkerSpec):
-    from tuneforge.serving.batch_engine import BatchEngine
+    from tuneforge.inference.batch_engine import BatchEngine
 
     checkpoint = Path(spec.checkpoint)
     if spec.gguf:
-        from tuneforge.catalog.materialize import materialize_gguf
+        from tuneforge.inference.materialize import materialize_gguf
 
         materialize_gguf(Path(spec.gguf), checkpoint)
     return BatchEngine(
@@ -105,18 +85,16 @@ def _embed_payload(model, texts: list[str]) -> dict:
     return {"vectors": base64.b64encode(vectors.tobytes()).decode("ascii"), "shape": list(vectors.shape)}
 
 
-def _load_or_report(load, spec: WorkerSpec, out: "_Output"):
+def _load_or_report(load, spec: WorkerSpec, out: LineWriter):
     """The loaded model, or None after telling the client why loading failed (the worker then exits non-zero)."""
     try:
         return load(spec)
     except BaseException as exc:
-        out.send(_error_payload(exc))
-        if not isinstance(exc, TuneforgeError):
-            traceback.print_exc(file=sys.stderr)
+        out.send(error_event(exc))
         return None
 
 
-def serve_embeddings(spec: WorkerSpec, out: "_Output", stdin) -> int:
+def serve_embeddings(spec: WorkerSpec, out: LineWriter, stdin) -> int:
     started = time.perf_counter()
     model = _load_or_report(load_embedder, spec, out)
     if model is None:
@@ -138,13 +116,11 @@ def serve_embeddings(spec: WorkerSpec, out: "_Output", stdin) -> int:
                 raise InvalidInput("this worker serves an embedding model: send op 'embed'", field="op")
             out.send({"id": rid, "event": "done", "result": _embed_payload(model, message.get("texts"))})
         except Exception as exc:  # the request's own failure goes to its caller, not to the worker
-            out.send({"id": rid, **_error_payload(exc)})
-            if not isinstance(exc, TuneforgeError):
-                traceback.print_exc(file=sys.stderr)
+            out.send({"id": rid, **error_event(exc)})
     return 0
 
 
-def _forward(out: _Output, rid, handle, stream: bool, handles: dict) -> None:
+def _forward(out: LineWriter, rid, handle, stream: bool, handles: dict) -> None:
     try:
         for delta in handle:
             if stream and delta.text:
@@ -152,9 +128,7 @@ def _forward(out: _Output, rid, handle, stream: bool, handles: dict) -> None:
             if delta.result is not None:
                 out.send({"id": rid, "event": "done", "result": asdict(delta.result)})
     except Exception as exc:  # the request's own failure goes to its caller, not to the worker
-        out.send({"id": rid, **_error_payload(exc)})
-        if not isinstance(exc, TuneforgeError):
-            traceback.print_exc(file=sys.stderr)
+        out.send({"id": rid, **error_event(exc)})
     finally:
         handles.pop(rid, None)
 
@@ -164,7 +138,7 @@ def serve(spec: WorkerSpec, stdin=sys.stdin, stdout=sys.stdout) -> int:
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    out = _Output(stdout)
+    out = LineWriter(stdout)
     if spec.task == "embed":
         return serve_embeddings(spec, out, stdin)
     started = time.perf_counter()
@@ -190,7 +164,7 @@ def serve(spec: WorkerSpec, stdin=sys.stdin, stdout=sys.stdout) -> int:
             try:
                 handle = engine.submit(GenerationRequest.from_dict(message["request"]))
             except Exception as exc:  # invalid or throttled: answered at once, the worker goes on
-                out.send({"id": rid, **_error_payload(exc)})
+                out.send({"id": rid, **error_event(exc)})
                 continue
             handles[rid] = handle
             threading.Thread(target=_forward, args=(out, rid, handle, bool(message.get("stream")), handles), daemon=True).start()

@@ -1,6 +1,6 @@
 """The process that runs one customization job: `python -m tuneforge.jobs.process JOB_ID`.
 
-Started detached by tuneforge.jobs.runner. Reads top to bottom:
+Started detached by JobService (tuneforge.processes). Reads top to bottom:
   wait for a free slot -> validate the data -> tokenize -> train (checkpoints, metrics) -> write Bedrock's
   output layout -> register the custom model -> Completed.
 SIGTERM (StopModelCustomizationJob) makes training checkpoint and return; the job then ends Stopped.
@@ -12,26 +12,25 @@ from __future__ import annotations
 
 import math
 import shutil
-import signal
 import sys
 import time
-import traceback
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 from sqlalchemy import select, update
 
-from tuneforge.catalog.checkpoint import check_checkpoint_dir, context_length
 from tuneforge.catalog.entries import Customization
 from tuneforge.catalog.service import Catalog
 from tuneforge.data import DatasetKind, check_combined, load_token_counter, read_records, validate_dataset
 from tuneforge.db import open_database, session_scope, utcnow
 from tuneforge.db.tables import CustomizationJobRow
-from tuneforge.errors import InvalidInput, TuneforgeError
-from tuneforge.jobs import runner
+from tuneforge.errors import InvalidInput
+from tuneforge.inference.checkpoint import check_checkpoint_dir, context_length
 from tuneforge.jobs.layout import JobOutputs
 from tuneforge.jobs.service import model_family
 from tuneforge.jobs.states import JobStatus, StageStatus, close_open_stages, set_stage
+from tuneforge.processes.detached import Heartbeat, run_detached, this_process
+from tuneforge.processes.local import LOCAL, LOG_NAME
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.settings import Settings, load_settings
 from tuneforge.training.hparams import parse_hyperparameters
@@ -53,7 +52,7 @@ class JobProcess:
         self.catalog = Catalog(settings, self.sessions)
         self.job_id = job_id
         self.stop_requested = False
-        self._last_beat = 0.0
+        self._heartbeat = Heartbeat(HEARTBEAT_SECONDS)
         with self.sessions() as session:
             self.job = session.get(CustomizationJobRow, job_id)
         if self.job is None:
@@ -76,9 +75,7 @@ class JobProcess:
             return session.scalar(select(CustomizationJobRow.status).where(CustomizationJobRow.job_id == self.job_id))
 
     def heartbeat(self, progress: dict | None = None, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self._last_beat >= HEARTBEAT_SECONDS:
-            self._last_beat = now
+        if self._heartbeat.due(force=force):
             self.save(heartbeat_at=utcnow(), **({"progress": progress} if progress is not None else {}))
 
     def should_stop(self) -> bool:
@@ -89,7 +86,7 @@ class JobProcess:
         if self.job.status != JobStatus.IN_PROGRESS.value:  # stopped or ended before this process started
             print(f"job {self.job_id} is {self.job.status}: nothing to do", flush=True)
             return
-        me = runner.this_process()
+        me = this_process()
         self.save(pid=me.pid, pid_started_at=me.started_at, host=me.host, heartbeat_at=utcnow())
         with self.slot():
             self.train_and_register()
@@ -120,7 +117,7 @@ class JobProcess:
                 .order_by(CustomizationJobRow.created_at, CustomizationJobRow.job_id)
             ).all()
         queued = [j.job_id for j in waiting if j.status_details["validationDetails"]["status"] == StageStatus.NOT_STARTED.value
-                  and runner.is_alive(j.pid, j.pid_started_at, j.host) is not False]
+                  and LOCAL.is_alive(j.pid, j.pid_started_at, j.host) is not False]
         return not queued or queued[0] == self.job_id or self.job_id not in queued
 
     def train_and_register(self) -> None:
@@ -133,7 +130,7 @@ class JobProcess:
         self.heartbeat({"phase": "validating"}, force=True)
         spec = self.catalog.worker_spec(self.catalog.get(job.base_model_id))
         if spec.gguf:
-            from tuneforge.catalog.materialize import materialize_gguf
+            from tuneforge.inference.materialize import materialize_gguf
 
             materialize_gguf(Path(spec.gguf), Path(spec.checkpoint))
         checkpoint = Path(spec.checkpoint)
@@ -191,7 +188,7 @@ class JobProcess:
                         hparams=hparams, validation=validation or None, resume=resume),
             on_step=on_step, should_stop=self.should_stop,
         )
-        self.outputs.upload(log_path=self.work_dir / runner.LOG_NAME)
+        self.outputs.upload(log_path=self.work_dir / LOG_NAME)
         if result.stopped:
             raise StopRequested()
         self.stage("trainingDetails", StageStatus.COMPLETED)
@@ -223,35 +220,19 @@ class JobProcess:
         self.save(status=status.value, end_time=now, failure_message=message,
                   status_details=close_open_stages(self.job.status_details, stage_status, now))
 
+    def stopped(self, _exc: BaseException) -> None:
+        if self.status() in (JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value):  # never overwrite an ended job
+            self.finish(JobStatus.STOPPED, StageStatus.STOPPED)
+
+    def failed(self, message: str) -> None:
+        self.finish(JobStatus.FAILED, StageStatus.FAILED, message)
+
 
 def main(argv: list[str] | None = None) -> int:
     job_id = (argv or sys.argv[1:])[0]
     job = JobProcess(load_settings(), job_id)
-
-    def on_term(_signum, _frame) -> None:
-        job.stop_requested = True
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        job.run()
-        return 0
-    except StopRequested:
-        if job.status() in (JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value):  # never overwrite an ended job
-            job.finish(JobStatus.STOPPED, StageStatus.STOPPED)
-        print(f"job {job_id} stopped", flush=True)
-        return 0
-    except TuneforgeError as exc:
-        job.finish(JobStatus.FAILED, StageStatus.FAILED, exc.message)
-        print(f"job {job_id} failed: {exc.message}", flush=True)
-        return 1
-    except MemoryError:
-        job.finish(JobStatus.FAILED, StageStatus.FAILED, "the job ran out of memory: lower batchSize or maxSequenceLength and create it again")
-        return 1
-    except Exception as exc:  # anything else: fail the job with a pointer to its log, never leave it InProgress
-        traceback.print_exc()
-        job.finish(JobStatus.FAILED, StageStatus.FAILED,
-                   f"internal error ({type(exc).__name__}: {exc}); the full trace is in {job.work_dir / runner.LOG_NAME}")
-        return 1
+    return run_detached(job, name=f"job {job_id}", log_path=job.work_dir / LOG_NAME, stop=(StopRequested,),
+                        out_of_memory="the job ran out of memory: lower batchSize or maxSequenceLength and create it again")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,8 @@ restarted from its last checkpoint, up to MAX_ATTEMPTS times, or marked Failed; 
 
 from __future__ import annotations
 
-import secrets
-import string
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select, update
@@ -24,25 +22,20 @@ from tuneforge.catalog.service import Catalog
 from tuneforge.db import session_scope, utcnow
 from tuneforge.db.tables import CustomizationJobRow, CustomModelRow
 from tuneforge.errors import AccessDenied, Conflict, InvalidInput, NotFound
-from tuneforge.jobs import runner
+from tuneforge.ids import job_arn, new_id
 from tuneforge.jobs.spec import JobRequest
 from tuneforge.jobs.states import TERMINAL, JobStatus, StageStatus, check_transition, close_open_stages, initial_details
 from tuneforge.listing import by_creation, page
-from tuneforge.registry.keyring import get_key
+from tuneforge.processes.detached import STOP_GRACE_SECONDS, presumed_alive
+from tuneforge.processes.executor import Executor
+from tuneforge.processes.local import LOCAL, LOG_NAME
 from tuneforge.registry.tags import check_tags, store_tags
+from tuneforge.security.keyring import get_key
 from tuneforge.settings import Settings
 from tuneforge.training.hparams import parse_hyperparameters
 
 MAX_ATTEMPTS = 3  # a job restarted this many times after its process died is failed instead
-STOP_GRACE_SECONDS = 10.0  # a job gets this long to checkpoint and exit before it is killed
-STARTING_GRACE_SECONDS = 60.0  # a job without a pid this fresh is being started, not dead
-_ID_ALPHABET = string.ascii_lowercase + string.digits
-
-
-def new_id() -> str:
-    """Bedrock's 12-character resource id ([a-z0-9]{12})."""
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
-
+JOB_MODULE = "tuneforge.jobs.process"  # what a job's detached process runs
 
 def model_family(identifier: str) -> str:
     """Which hyperparameter ranges apply: Bedrock's per-family tables for Llama 2 and Titan ids."""
@@ -71,16 +64,17 @@ class JobPage:
 
 
 class JobService:
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], catalog: Catalog, *, reconcile: bool = True) -> None:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], catalog: Catalog, *, reconcile: bool = True,
+                 executor: Executor = LOCAL) -> None:
         self.settings = settings
         self.sessions = sessions
         self.catalog = catalog
+        self.executor = executor
         if reconcile:
             self.reconcile()
 
     def arn(self, base_model_id: str, job_id: str) -> str:
-        s = self.settings
-        return f"arn:aws:bedrock:{s.region}:{s.account_id}:model-customization-job/{base_model_id}/{job_id}"
+        return job_arn(self.settings, base_model_id, job_id)
 
     # ---- create ---------------------------------------------------------------------------------
     def create(self, request: JobRequest) -> CustomizationJobRow:
@@ -158,7 +152,7 @@ class JobService:
             )
 
     def _launch(self, row: CustomizationJobRow) -> None:
-        handle = runner.start(row.job_id, Path(row.work_dir), env={"TUNEFORGE_HOME": str(self.settings.home), "TUNEFORGE_DATABASE_URL": self.settings.database_url})
+        handle = self.executor.start(JOB_MODULE, row.job_id, Path(row.work_dir), env={"TUNEFORGE_HOME": str(self.settings.home), "TUNEFORGE_DATABASE_URL": self.settings.database_url})
         with session_scope(self.sessions) as session:
             session.execute(
                 update(CustomizationJobRow)
@@ -227,10 +221,10 @@ class JobService:
         if not changed:  # it finished (or was stopped) between our read and our write
             return self.stop(identifier, wait=wait) if self.get(identifier).status == JobStatus.IN_PROGRESS else self.get(identifier)
         if wait and row.pid is not None:
-            runner.terminate_tree(row.pid, row.pid_started_at, grace_seconds=STOP_GRACE_SECONDS)
+            self.executor.terminate_tree(row.pid, row.pid_started_at, grace_seconds=STOP_GRACE_SECONDS)
             self._finish_if_dead(self.get(row.job_id))
         elif row.pid is not None:
-            runner.signal_stop(row.pid, row.pid_started_at)
+            self.executor.signal_stop(row.pid, row.pid_started_at)
         return self.get(row.job_id)
 
     # ---- recovery -------------------------------------------------------------------------------
@@ -249,12 +243,7 @@ class JobService:
     def _finish_if_dead(self, row: CustomizationJobRow) -> bool:
         if row.status not in (JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value):
             return False  # it ended (a stopped job's process exits on its own): nothing to restart or close
-        alive = runner.is_alive(row.pid, row.pid_started_at, row.host)
-        if row.pid is None and row.heartbeat_at is not None and utcnow() - row.heartbeat_at < timedelta(seconds=STARTING_GRACE_SECONDS):
-            alive = True  # created or restarted a moment ago; its process is being started
-        if alive is None:  # another host runs it: trust its heartbeat unless it is very old
-            alive = row.heartbeat_at is not None and utcnow() - row.heartbeat_at < timedelta(minutes=10)
-        if alive:
+        if presumed_alive(row, self.executor):
             return False
         now = utcnow()
         if row.status == JobStatus.STOPPING.value:
@@ -268,7 +257,7 @@ class JobService:
                 "status_details": close_open_stages(row.status_details, StageStatus.FAILED, now),
                 "failure_message": (
                     f"the job's process ended unexpectedly {row.attempts} times (crash, out of memory or host restart); "
-                    f"see {Path(row.work_dir) / runner.LOG_NAME} and create the job again"
+                    f"see {Path(row.work_dir) / LOG_NAME} and create the job again"
                 ),
             }
         same_pid = CustomizationJobRow.pid.is_(None) if row.pid is None else CustomizationJobRow.pid == row.pid

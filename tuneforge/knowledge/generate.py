@@ -38,11 +38,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tuneforge.db import session_scope, utcnow
 from tuneforge.db.tables import RagSessionRow
+from tuneforge.documents.sentences import split_sentences
 from tuneforge.errors import InvalidInput, NotFound, PromptTooLong
 from tuneforge.inference.params import GenerationRequest, GenerationResult, Message, SamplingParams
-from tuneforge.knowledge.retrieve import Retriever, location
 from tuneforge.knowledge.ingest import SOURCE_URI
-from tuneforge.knowledge.sentences import split_sentences
+from tuneforge.knowledge.retrieve import Retriever, location
 from tuneforge.knowledge.stores.base import Hit
 
 MAX_INPUT_CHARS = 1000

@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from tuneforge import storage
 from tuneforge.db import session_scope
 from tuneforge.db.tables import DataSourceRow, KbDocumentRow
+from tuneforge.documents.chunking import Chunk, Chunker
+from tuneforge.documents.document import DocumentError
+from tuneforge.documents.parsing import SIDECAR_SUFFIX, load_sidecar, parse_document
 from tuneforge.errors import TuneforgeError
-from tuneforge.knowledge.chunking import Chunk, Chunker
-from tuneforge.knowledge.document import DocumentError
-from tuneforge.knowledge.parsing import SIDECAR_SUFFIX, load_sidecar, parse_document
 from tuneforge.knowledge.stores.base import StoredChunk, VectorStore
 
 SOURCE_URI = "x-amz-bedrock-kb-source-uri"
@@ -136,7 +136,7 @@ def sync(
 def data_source_chunker(chunking: dict | None, *, tokenizer, token_limit: int, embed: Embed) -> Chunker:
     """The data source's chunker, counting tokens with the embedding model's tokenizer. Default chunking
     (no configuration; Bedrock's ~300 tokens) is capped at what the embedding model reads."""
-    from tuneforge.knowledge.chunking import (
+    from tuneforge.documents.chunking import (
         DEFAULT_MAX_TOKENS,
         DEFAULT_OVERLAP_PERCENTAGE,
         FixedSizeChunker,

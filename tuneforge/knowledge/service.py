@@ -27,10 +27,7 @@ With NONE (one chunk per file), a file longer than the limit fails ingestion wit
 from __future__ import annotations
 
 import re
-import secrets
-import string
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,30 +39,25 @@ from tuneforge.catalog.entries import Modality, SourceKind
 from tuneforge.catalog.service import Catalog, model_id_from
 from tuneforge.db import session_scope, utcnow
 from tuneforge.db.tables import DataSourceRow, IngestionJobRow, KbDocumentRow, KnowledgeBaseRow
+from tuneforge.documents.chunking_config import ChunkingStrategy, validate_chunking_configuration
 from tuneforge.errors import Conflict, InvalidInput, NotFound
-from tuneforge.jobs import runner
-from tuneforge.knowledge.config import ChunkingStrategy, validate_chunking_configuration
+from tuneforge.ids import knowledge_base_arn, new_agent_id
 from tuneforge.knowledge.embedding import EmbeddingModelFacts, embedding_model_facts
 from tuneforge.listing import page
+from tuneforge.processes.detached import STOP_GRACE_SECONDS, presumed_alive
+from tuneforge.processes.executor import Executor
+from tuneforge.processes.local import LOCAL, LOG_NAME
 from tuneforge.settings import Settings
 
 INGESTION_MODULE = "tuneforge.knowledge.ingest_process"
-STARTING_GRACE_SECONDS = 60.0  # an ingestion job without a pid this fresh is being started, not dead
-STOP_GRACE_SECONDS = 10.0
 RUNNING = ("STARTING", "IN_PROGRESS", "STOPPING")
 EMPTY_STATISTICS = {
     "numberOfDocumentsScanned": 0, "numberOfMetadataDocumentsScanned": 0, "numberOfNewDocumentsIndexed": 0,
     "numberOfModifiedDocumentsIndexed": 0, "numberOfMetadataDocumentsModified": 0, "numberOfDocumentsDeleted": 0,
     "numberOfDocumentsFailed": 0, "numberOfDocumentsSkipped": 0,
 }
-_ID_ALPHABET = string.ascii_uppercase + string.digits
 _NAME = re.compile(r"^([0-9a-zA-Z][_-]?){1,100}$")  # Bedrock's name pattern for KBs and data sources
 _BUCKET_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$")
-
-
-def new_id() -> str:
-    """Bedrock's 10-character knowledge-base resource id ([0-9A-Z]{10})."""
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
 
 
 @dataclass(frozen=True)
@@ -143,15 +135,17 @@ def open_kb_store(kb: KnowledgeBaseRow, settings: Settings):
 
 
 class KnowledgeBaseService:
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], catalog: Catalog, *, reconcile: bool = True) -> None:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], catalog: Catalog, *, reconcile: bool = True,
+                 executor: Executor = LOCAL) -> None:
         self.settings = settings
         self.sessions = sessions
         self.catalog = catalog
+        self.executor = executor
         if reconcile:
             self.reconcile()
 
     def kb_arn(self, kb_id: str) -> str:
-        return f"arn:aws:bedrock:{self.settings.region}:{self.settings.account_id}:knowledge-base/{kb_id}"
+        return knowledge_base_arn(self.settings, kb_id)
 
     # ---- knowledge bases ------------------------------------------------------------------------
     def embedding_model(self, identifier: str) -> tuple[str, EmbeddingModelFacts]:
@@ -192,7 +186,7 @@ class KnowledgeBaseService:
         with self.sessions() as session:
             if session.scalars(select(KnowledgeBaseRow).where(KnowledgeBaseRow.name == name)).first() is not None:
                 raise Conflict(f"a knowledge base named {name!r} already exists: pick another name", field="name")
-        kb_id = new_id()
+        kb_id = new_agent_id()
         row = KnowledgeBaseRow(
             knowledge_base_id=kb_id, knowledge_base_arn=self.kb_arn(kb_id), name=name, description=description,
             role_arn=role_arn, client_token=client_token, knowledge_base_configuration=configuration,
@@ -238,7 +232,7 @@ class KnowledgeBaseService:
         row = self.get_knowledge_base(kb_id)
         for job in self._jobs(kb_id=kb_id):
             if job.status in RUNNING and job.pid is not None:
-                runner.terminate_tree(job.pid, job.pid_started_at, grace_seconds=STOP_GRACE_SECONDS)
+                self.executor.terminate_tree(job.pid, job.pid_started_at, grace_seconds=STOP_GRACE_SECONDS)
         store = self.open_store(row)
         try:
             store.drop()
@@ -278,7 +272,7 @@ class KnowledgeBaseService:
             if session.scalars(select(DataSourceRow).where(DataSourceRow.knowledge_base_id == kb_id, DataSourceRow.name == name)).first():
                 raise Conflict(f"knowledge base {kb_id} already has a data source named {name!r}", field="name")
         row = DataSourceRow(
-            data_source_id=new_id(), knowledge_base_id=kb_id, name=name, description=description, client_token=client_token,
+            data_source_id=new_agent_id(), knowledge_base_id=kb_id, name=name, description=description, client_token=client_token,
             data_source_configuration=configuration, location_uri=location,
             vector_ingestion_configuration=vector_ingestion_configuration, data_deletion_policy=policy,
             status="AVAILABLE", failure_reasons=[],
@@ -336,7 +330,7 @@ class KnowledgeBaseService:
         self.reconcile()
         if any(j.status in RUNNING for j in self._jobs(ds_id=ds_id)):
             raise Conflict(f"data source {ds_id} already has an ingestion job running: wait for it or stop it", field="dataSourceId")
-        job_id = new_id()
+        job_id = new_agent_id()
         work_dir = self.settings.home / "knowledge-bases" / kb_id / "ingestion" / job_id
         row = IngestionJobRow(
             ingestion_job_id=job_id, knowledge_base_id=kb_id, data_source_id=ds_id, description=description,
@@ -345,7 +339,7 @@ class KnowledgeBaseService:
         )
         with session_scope(self.sessions) as session:
             session.add(row)
-        runner.start(job_id, work_dir, env=env, module=INGESTION_MODULE)
+        self.executor.start(INGESTION_MODULE, job_id, work_dir, env=env)
         return row
 
     def get_ingestion_job(self, kb_id: str, ds_id: str, job_id: str) -> IngestionJobRow:
@@ -375,7 +369,7 @@ class KnowledgeBaseService:
         with session_scope(self.sessions) as session:
             session.execute(update(IngestionJobRow).where(IngestionJobRow.ingestion_job_id == job_id).values(status="STOPPING"))
         if row.pid is not None:
-            runner.signal_stop(row.pid, row.pid_started_at)
+            self.executor.signal_stop(row.pid, row.pid_started_at)
         return self._job(job_id)
 
     def _job(self, job_id: str) -> IngestionJobRow | None:
@@ -399,17 +393,12 @@ class KnowledgeBaseService:
         return [row.ingestion_job_id for row in open_jobs if self._close_if_dead(row)]
 
     def _close_if_dead(self, row: IngestionJobRow) -> bool:
-        alive = runner.is_alive(row.pid, row.pid_started_at, row.host)
-        if row.pid is None and row.heartbeat_at is not None and utcnow() - row.heartbeat_at < timedelta(seconds=STARTING_GRACE_SECONDS):
-            alive = True  # just created: its process is being started
-        if alive is None:
-            alive = row.heartbeat_at is not None and utcnow() - row.heartbeat_at < timedelta(minutes=10)
-        if alive:
+        if presumed_alive(row, self.executor):
             return False
         values: dict[str, Any] = {"status": "STOPPED"} if row.status == "STOPPING" else {
             "status": "FAILED",
             "failure_reasons": [*row.failure_reasons, "the ingestion process stopped unexpectedly (see "
-                                f"{Path(row.work_dir) / runner.LOG_NAME}); start a new ingestion job: it resumes where this one stopped"],
+                                f"{Path(row.work_dir) / LOG_NAME}); start a new ingestion job: it resumes where this one stopped"],
         }
         with session_scope(self.sessions) as session:
             session.execute(update(IngestionJobRow).where(IngestionJobRow.ingestion_job_id == row.ingestion_job_id,

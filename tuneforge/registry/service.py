@@ -4,8 +4,8 @@ A completed job copies its artifact (a PEFT LoRA adapter, or full weights, in sa
 tokenizer) into `<home>/custom-models/<modelId>/` and registers it here. Deleting a model removes its files.
 A custom model generates through the same engine as its base (the adapter is applied at load).
 
-A job with a `kms_key_id` stores its artifact encrypted under that keyring key (tuneforge.registry.crypto,
-tuneforge.registry.keyring). `worker_spec()` then decrypts it into `<home>/run/<modelId>/<random>/` (0700)
+A job with a `kms_key_id` stores its artifact encrypted under that keyring key (tuneforge.security.crypto,
+tuneforge.security.keyring). `worker_spec()` then decrypts it into `<home>/run/<modelId>/<random>/` (0700)
 for a worker to load; whoever asked for the spec removes that copy with `release()` once the worker has
 loaded the model or exited, and `delete()` removes any copies left (a crashed caller's).
 """
@@ -24,11 +24,12 @@ from tuneforge.catalog.service import Catalog
 from tuneforge.db import session_scope
 from tuneforge.db.tables import CustomizationJobRow, CustomModelRow, ProvisionedModelRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound
+from tuneforge.ids import custom_model_arn
 from tuneforge.inference.spec import WorkerSpec
 from tuneforge.listing import by_creation, page
-from tuneforge.registry.crypto import decrypt_dir, encrypt_dir
-from tuneforge.registry.keyring import get_key
 from tuneforge.registry.tags import drop_tags, store_tags
+from tuneforge.security.crypto import decrypt_dir, encrypt_dir
+from tuneforge.security.keyring import get_key
 from tuneforge.settings import Settings
 
 MODEL_STATUSES = ("Active", "Creating", "Failed")
@@ -69,10 +70,9 @@ class CustomModelRegistry:
             encrypt_dir(artifact_dir, staging, key, context=model_id)  # the model id binds the files to this model
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)  # the artifact appears whole or not at all
-        s = self.settings
         row = CustomModelRow(
             model_id=model_id,
-            model_arn=f"arn:aws:bedrock:{s.region}:{s.account_id}:custom-model/{job.base_model_id}/{model_id}",
+            model_arn=custom_model_arn(self.settings, job.base_model_id, model_id),
             model_name=job.custom_model_name,
             job_id=job.job_id, job_arn=job.job_arn, job_name=job.job_name,
             base_model_id=job.base_model_id, base_model_arn=job.base_model_arn,

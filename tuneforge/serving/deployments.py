@@ -28,8 +28,8 @@ from tuneforge.catalog.service import Catalog
 from tuneforge.db import session_scope, utcnow
 from tuneforge.db.tables import ProvisionedModelRow, ResourceTagRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
+from tuneforge.ids import new_id, provisioned_model_arn
 from tuneforge.inference.spec import WorkerSpec
-from tuneforge.jobs.service import new_id
 from tuneforge.listing import by_creation, page
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.settings import Settings
@@ -118,10 +118,9 @@ class DeploymentService:
             raise InvalidInput(f"commitmentDuration must be one of {', '.join(COMMITMENTS)}, got {commitment!r}", field="commitmentDuration")
         served = self.served_model(model_id)
         deployment_id = new_id()
-        s = self.settings
         row = ProvisionedModelRow(
             provisioned_model_id=deployment_id,
-            provisioned_model_arn=f"arn:aws:bedrock:{s.region}:{s.account_id}:provisioned-model/{deployment_id}",
+            provisioned_model_arn=provisioned_model_arn(self.settings, deployment_id),
             provisioned_model_name=name, client_request_token=client_request_token,
             model_arn=served.arn, desired_model_arn=served.arn, foundation_model_arn=served.foundation_model_arn,
             model_units=units, desired_model_units=units, commitment_duration=commitment,

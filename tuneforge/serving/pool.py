@@ -14,8 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from tuneforge.errors import ModelNotReady
-from tuneforge.inference.client import WorkerProcess
 from tuneforge.inference.spec import WorkerSpec
+from tuneforge.serving.client import WorkerProcess
 
 REAP_EVERY_SECONDS = 15.0
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from tuneforge.catalog.entries import BodyFormat, FoundationModel
 from tuneforge.catalog.service import Catalog, body_format_for_bedrock_id
 from tuneforge.errors import InvalidInput, NotFound
-from tuneforge.inference.client import WorkerProcess
 from tuneforge.registry.service import CustomModelRegistry
+from tuneforge.serving.client import WorkerProcess
 from tuneforge.serving.deployments import DeploymentService
 from tuneforge.serving.pool import WorkerPool
 from tuneforge.serving.supervisor import Supervisor

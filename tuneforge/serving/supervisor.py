@@ -6,7 +6,7 @@ Every `poll_seconds` the supervisor reads the provisioned models (the CLI and th
   then swaps them in and reports InService. During an update the old workers keep serving until the swap. A
   change of units alone adds or removes workers of the same model.
 - InService: a worker that died (crash, OOM kill) is replaced; requests it was answering fail with a retryable
-  ModelFailure (tuneforge.inference.client), new requests go to the live workers. After a server restart,
+  ModelFailure (tuneforge.serving.client), new requests go to the live workers. After a server restart,
   InService records are loaded again; until then their requests get ModelNotReady (429, retried by boto3).
 - Deleted records: their workers are closed.
 Requests go to the live worker with the fewest requests in flight. One `tuneforge serve` per data directory owns
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 from tuneforge.db.tables import ProvisionedModelRow
 from tuneforge.errors import ModelNotReady
-from tuneforge.inference.client import WorkerProcess
 from tuneforge.inference.params import GenerationRequest, SamplingParams
 from tuneforge.inference.spec import WorkerSpec
+from tuneforge.serving.client import WorkerProcess
 from tuneforge.serving.deployments import SETTLING, DeploymentService, DeploymentStatus
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The `bedrock-agent` knowledge-base operations: knowledge bases, data sources, ingestion jobs.
 
-Handlers call one KnowledgeBaseService function and shape the reply like Bedrock's (tuneforge.knowledge.views).
+Handlers call one KnowledgeBaseService function and shape the reply like Bedrock's (tuneforge.wire.knowledge).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from tuneforge.api.services import services
 from tuneforge.errors import InvalidInput
-from tuneforge.knowledge import views
+from tuneforge.wire import knowledge as views
 
 _JOB_STATUSES = ("STARTING", "IN_PROGRESS", "COMPLETE", "FAILED", "STOPPING", "STOPPED")
 

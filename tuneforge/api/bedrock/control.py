@@ -14,8 +14,8 @@ from tuneforge.api.services import services
 from tuneforge.catalog.entries import Customization, InferenceType, Modality
 from tuneforge.errors import InvalidInput
 from tuneforge.jobs.spec import JobRequest
-from tuneforge.jobs.views import job_detail, job_summary, model_detail, model_summary
-from tuneforge.serving.views import deployment_detail, deployment_summary
+from tuneforge.wire.deployments import deployment_detail, deployment_summary
+from tuneforge.wire.jobs import job_detail, job_summary, model_detail, model_summary
 
 
 def _enum(cls, value: str | None, field: str):

@@ -21,8 +21,8 @@ from tuneforge.api.metrics import MeteredWorker
 from tuneforge.api.services import Services, services
 from tuneforge.catalog.entries import BodyFormat
 from tuneforge.errors import InvalidInput, Throttled, TuneforgeError
-from tuneforge.inference.bodies import parse_body, render_response, render_stream_chunk
 from tuneforge.inference.params import Delta, GenerationRequest, Message, SamplingParams, StopReason
+from tuneforge.wire.bodies import parse_body, render_response, render_stream_chunk
 
 _CONVERSE_REASON = {StopReason.END: "end_turn", StopReason.LENGTH: "max_tokens", StopReason.STOP_SEQUENCE: "stop_sequence"}
 

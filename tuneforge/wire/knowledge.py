@@ -6,7 +6,7 @@ Used by the HTTP API and by the CLI's `--json`, so scripts see one format everyw
 from __future__ import annotations
 
 from tuneforge.db.tables import DataSourceRow, IngestionJobRow, KnowledgeBaseRow
-from tuneforge.jobs.views import timestamp
+from tuneforge.wire.timestamps import timestamp
 
 
 def _drop_none(data: dict) -> dict:

@@ -5,7 +5,7 @@
     keys.lookup("AKIA...")                             # ActiveKey with the plaintext secret, or None if unknown/revoked
 
 The secret is shown once, at creation. It is stored encrypted with AES-256-GCM under the keyring key
-`tuneforge-access-keys` (tuneforge.registry.keyring, created on first use), the key id bound in as associated
+`tuneforge-access-keys` (tuneforge.security.keyring, created on first use), the key id bound in as associated
 data so a ciphertext cannot be moved to another key's row. Encrypted, not hashed: SigV4 signs with the secret
 itself, so the server must recover it to recompute a signature. A keyed HMAC of the secret is stored too, so a
 bearer token that carries only the secret finds its key in one indexed lookup.
@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tuneforge.db import session_scope
 from tuneforge.db.tables import AccessKeyRow, utcnow
 from tuneforge.errors import AccessDenied, Conflict, InvalidInput, NotFound
-from tuneforge.registry.keyring import Key, create_key, get_key
+from tuneforge.security.keyring import Key, create_key, get_key
 from tuneforge.settings import Settings
 
 KEYRING_KEY_ID = "tuneforge-access-keys"

@@ -8,11 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from tuneforge.db.tables import CustomizationJobRow, CustomModelRow
-
-
-def timestamp(value: datetime | None) -> str | None:
-    """ISO 8601 with milliseconds and Z, as Bedrock sends them."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z" if value else None
+from tuneforge.wire.timestamps import timestamp
 
 
 def _details(details: dict) -> dict:

@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from tuneforge.errors import AccessDenied, InvalidInput
-from tuneforge.registry.keyring import Key
+from tuneforge.security.keyring import Key
 
 MAGIC = b"TFAE"  # tuneforge artifact encryption
 VERSION = 1

@@ -36,7 +36,7 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from tuneforge.knowledge.document import DocumentError, DocumentFormat, ParsedDocument, Section
+from tuneforge.documents.document import DocumentError, DocumentFormat, ParsedDocument, Section
 
 if TYPE_CHECKING:
     from pypdf import PdfReader
@@ -102,7 +102,7 @@ def parse_pdf(name: str, data: bytes) -> ParsedDocument:
 
 
 def _open(data: bytes) -> PdfReader:
-    from pypdf import PasswordType, PdfReader  # imported here: importing tuneforge.knowledge stays cheap
+    from pypdf import PasswordType, PdfReader  # imported here: importing tuneforge.documents stays cheap
     from pypdf.errors import DependencyError
 
     try:

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tuneforge.knowledge.document import DocumentError, Section
+from tuneforge.documents.document import DocumentError, Section
 
 HEADING_TRAIL_SEPARATOR = " > "
 CELL_SEPARATOR = " | "

@@ -1,7 +1,7 @@
 """The local keyring: named 256-bit keys that encrypt custom-model artifacts at rest (tuneforge's stand-in for KMS).
 
-    python -m tuneforge.registry.keyring create [KEY_ID]   # prints the new key's id (never the key)
-    python -m tuneforge.registry.keyring list
+    python -m tuneforge.security.keyring create [KEY_ID]   # prints the new key's id (never the key)
+    python -m tuneforge.security.keyring list
 
 Keys live in `<TUNEFORGE_HOME>/keyring.json`, mode 0600, rewritten atomically (temporary file + rename) under a
 file lock: {"version": 1, "keys": {"<key id>": {"key": "<base64 of 32 bytes>", "createdAt": "<ISO time>"}}}.
@@ -43,7 +43,7 @@ _ID = r"[A-Za-z0-9_-]{1,256}"
 _ALIAS = r"alias/[A-Za-z0-9/_-]{1,250}"
 _KEY_ID = re.compile(rf"^(?:arn:aws[a-z-]*:kms:[a-z0-9-]*:[0-9]{{0,12}}:(?:key/(?P<arn_id>{_ID})|(?P<arn_alias>{_ALIAS}))"
                      rf"|(?P<alias>{_ALIAS})|(?P<id>{_ID}))$")
-CREATE_HINT = "python -m tuneforge.registry.keyring create"
+CREATE_HINT = "python -m tuneforge.security.keyring create"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import itertools
 import json
 import queue
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,9 +21,10 @@ import numpy as np
 from tuneforge import errors
 from tuneforge.inference.params import Delta, GenerationRequest, GenerationResult
 from tuneforge.inference.spec import WorkerSpec
-from tuneforge.processes import torch_env
+from tuneforge.processes.executor import Executor
+from tuneforge.processes.local import LOCAL
+from tuneforge.processes.pipe import raise_error
 
-_ERRORS = {name: getattr(errors, name) for name in errors.__all__}
 _DEAD = {"event": "dead"}  # put on every waiting queue when the worker's stdout closes
 
 
@@ -39,23 +39,19 @@ class WorkerInfo:
 
 
 def _raise(payload: dict) -> None:
-    cls = _ERRORS.get(payload.get("type"), errors.ModelFailure)
-    raise cls(payload.get("message") or "the model worker failed", field=payload.get("field"))
+    raise_error(payload, default_message="the model worker failed")
 
 
 class WorkerProcess:
     """One worker subprocess serving one model. Its stderr goes to this process's stderr (or `stderr`)."""
 
-    def __init__(self, spec: WorkerSpec, *, env: dict[str, str] | None = None, stderr=None) -> None:
+    def __init__(self, spec: WorkerSpec, *, env: dict[str, str] | None = None, stderr=None, executor: Executor = LOCAL) -> None:
         self.spec = spec
         self._ids = itertools.count(1)
         self._pending: dict[int, queue.Queue] = {}
         self._lock = threading.Lock()
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "tuneforge.inference.worker", "--spec", spec.to_json()],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1,
-            env=torch_env(env),
-        )
+        self._proc = executor.spawn("tuneforge.inference.worker", ["--spec", spec.to_json()], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1, env=env)
         ready = self._read_line()
         if ready.get("event") != "ready":
             self.close()

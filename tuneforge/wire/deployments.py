@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tuneforge.db.tables import ProvisionedModelRow
-from tuneforge.jobs.views import timestamp
+from tuneforge.wire.timestamps import timestamp
 
 
 def deployment_summary(row: ProvisionedModelRow) -> dict:

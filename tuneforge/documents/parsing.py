@@ -25,9 +25,9 @@ import zipfile
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
-from tuneforge.knowledge.document import DocumentError, DocumentFormat, ParsedDocument, Section
-from tuneforge.knowledge.markup import docx_sections, html_sections, markdown_sections
-from tuneforge.knowledge.pdf import parse_pdf
+from tuneforge.documents.document import DocumentError, DocumentFormat, ParsedDocument, Section
+from tuneforge.documents.markup import docx_sections, html_sections, markdown_sections
+from tuneforge.documents.pdf import parse_pdf
 
 MAX_DOCUMENT_BYTES = 50 * 1000**2  # Bedrock's per-file limit for S3 data sources (decimal MB, as AWS quotes it)
 MAX_SIDECAR_BYTES = 10 * 1000  # Bedrock's limit on a .metadata.json file (10 KB)

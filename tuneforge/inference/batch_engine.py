@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from tuneforge.errors import InvalidInput, ModelFailure, PromptTooLong, Throttled, TuneforgeError
-from tuneforge.inference.engine import LocalEngine, _sample, _StreamDecoder
+from tuneforge.inference.engine import LocalEngine, sample, StreamDecoder
 from tuneforge.inference.params import Delta, GenerationRequest, GenerationResult, SamplingParams, StopReason
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ class _Sequence:
     prompt_tokens: int
     budget: int  # completion tokens allowed: max_tokens, or less where the context window ends first
     generator: torch.Generator
-    decoder: _StreamDecoder
+    decoder: StreamDecoder
     length: int  # tokens of this sequence in the cache (its last `length` columns)
     next_token: int = -1  # sampled but not yet fed to the model
     generated: list[int] = field(default_factory=list)
@@ -262,13 +262,13 @@ class BatchEngine:
             prompt_tokens=len(ids),
             budget=min(params.max_tokens, self.context_length - len(ids)),
             generator=generator,
-            decoder=_StreamDecoder(self.tokenizer, params.stop),
+            decoder=StreamDecoder(self.tokenizer, params.stop),
             length=len(ids),
         )
         try:
             # logits for the last position only: the lm_head over a whole prompt is ~10% of a prefill's work
             out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True, logits_to_keep=1)
-            token = _sample(out.logits[0, -1].float(), params, generator)
+            token = sample(out.logits[0, -1].float(), params, generator)
         except Exception as exc:  # this request's forward failed; the batch cache is untouched
             handle._fail(ModelFailure(f"the model failed on this request's prompt: {type(exc).__name__}: {exc}"))
             return
@@ -304,7 +304,7 @@ class BatchEngine:
             seq.length += 1
             if seq.handle.cancelled:
                 continue
-            if not self._take(seq, _sample(logits[row], seq.params, seq.generator)):
+            if not self._take(seq, sample(logits[row], seq.params, seq.generator)):
                 keep.append(row)
         if len(keep) < len(running):
             self._running = [running[row] for row in keep]

@@ -1,0 +1,57 @@
+"""Resource ids and ARNs, spelled as Bedrock spells them. Every id and ARN tuneforge mints is made here.
+
+    job_id = new_id()                                                  # "k3v9q2m7x1ab"
+    job_arn(settings, "huggingfacetb.smollm2-135m-instruct-v1", job_id)
+    # arn:aws:bedrock:us-east-1:123456789012:model-customization-job/huggingfacetb.smollm2-135m-instruct-v1/k3v9q2m7x1ab
+
+Two id alphabets, as in Bedrock: the control plane (`bedrock`: customization jobs, custom models, provisioned
+models) uses 12 characters of [a-z0-9]; the agent plane (`bedrock-agent`: knowledge bases, data sources,
+ingestion jobs) uses 10 of [0-9A-Z]. Access key ids are minted by tuneforge.security.keys (AWS's own format).
+Foundation-model ARNs have an empty account field, as in Bedrock.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from typing import Protocol
+
+_CONTROL_ALPHABET = string.ascii_lowercase + string.digits
+_AGENT_ALPHABET = string.ascii_uppercase + string.digits
+
+
+class Account(Protocol):
+    """Where ARNs point: tuneforge.settings.Settings has both."""
+
+    region: str
+    account_id: str
+
+
+def new_id() -> str:
+    """A control-plane resource id ([a-z0-9]{12})."""
+    return "".join(secrets.choice(_CONTROL_ALPHABET) for _ in range(12))
+
+
+def new_agent_id() -> str:
+    """A knowledge-base resource id ([0-9A-Z]{10})."""
+    return "".join(secrets.choice(_AGENT_ALPHABET) for _ in range(10))
+
+
+def foundation_model_arn(region: str, model_id: str) -> str:
+    return f"arn:aws:bedrock:{region}::foundation-model/{model_id}"
+
+
+def job_arn(account: Account, base_model_id: str, job_id: str) -> str:
+    return f"arn:aws:bedrock:{account.region}:{account.account_id}:model-customization-job/{base_model_id}/{job_id}"
+
+
+def custom_model_arn(account: Account, base_model_id: str, model_id: str) -> str:
+    return f"arn:aws:bedrock:{account.region}:{account.account_id}:custom-model/{base_model_id}/{model_id}"
+
+
+def provisioned_model_arn(account: Account, provisioned_model_id: str) -> str:
+    return f"arn:aws:bedrock:{account.region}:{account.account_id}:provisioned-model/{provisioned_model_id}"
+
+
+def knowledge_base_arn(account: Account, kb_id: str) -> str:
+    return f"arn:aws:bedrock:{account.region}:{account.account_id}:knowledge-base/{kb_id}"

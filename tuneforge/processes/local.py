@@ -1,0 +1,110 @@
+"""The local executor: detached and child processes on this host. No torch here: the processes import it.
+
+A detached process runs as `python -m MODULE ARGUMENT` in a new session (process group), detached from the
+caller, so it outlives the CLI that started it and can be stopped with its whole process tree. Its
+stdout/stderr go to `<work_dir>/job.log`. A process is identified by pid *and* start time, so a reused pid
+after a reboot is never mistaken for the job. A child process runs as `python -m MODULE ARGS...` with the
+pipes its caller asks for, and ends with its caller (model workers, evaluation).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+
+from tuneforge.processes.environment import torch_env
+from tuneforge.processes.executor import ProcessHandle
+
+LOG_NAME = "job.log"
+
+
+def this_process() -> ProcessHandle:
+    """The handle of the calling process, for a detached process to record in its row."""
+    return ProcessHandle(os.getpid(), psutil.Process().create_time(), socket.gethostname())
+
+
+class LocalExecutor:
+    """tuneforge.processes.executor.Executor for processes on this host."""
+
+    def start(self, module: str, argument: str, work_dir: Path, *, env: dict[str, str] | None = None) -> ProcessHandle:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        with open(work_dir / LOG_NAME, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", module, argument],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: survives the caller, stopped as a tree
+                env=torch_env({**(env or {}), "PYTHONUNBUFFERED": "1"}),
+                close_fds=True,
+            )
+        return ProcessHandle(proc.pid, psutil.Process(proc.pid).create_time(), socket.gethostname())
+
+    def is_alive(self, pid: int | None, started_at: float | None, host: str | None) -> bool | None:
+        if pid is None:
+            return False
+        if host and host != socket.gethostname():
+            return None
+        try:
+            proc = psutil.Process(pid)
+            if started_at is not None and abs(proc.create_time() - started_at) > 1.0:
+                return False  # the pid was reused by another process
+            return proc.status() != psutil.STATUS_ZOMBIE
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return False
+
+    def signal_stop(self, pid: int, started_at: float | None) -> None:
+        if self.is_alive(pid, started_at, None):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def terminate_tree(self, pid: int, started_at: float | None, *, grace_seconds: float) -> bool:
+        """SIGTERM the process group, wait up to `grace_seconds`, then SIGKILL what is left."""
+        if not self.is_alive(pid, started_at, None):
+            return True
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + grace_seconds
+        while time.monotonic() < deadline:
+            if not _group_alive(pid):
+                return True
+            time.sleep(0.1)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return True
+        for _ in range(50):
+            if not _group_alive(pid):
+                return True
+            time.sleep(0.1)
+        return not _group_alive(pid)
+
+    def spawn(self, module: str, args: Sequence[str], *, stdin: int | IO[Any] | None = None, stdout: int | IO[Any] | None = None,
+              stderr: int | IO[Any] | None = None, env: dict[str, str] | None = None, text: bool = True,
+              bufsize: int = -1) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", module, *args], stdin=stdin, stdout=stdout, stderr=stderr,
+                                text=text, bufsize=bufsize, env=torch_env(env))
+
+
+LOCAL = LocalExecutor()  # the executor services use unless they are given another
+
+
+def _group_alive(pgid: int) -> bool:
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.NoSuchProcess, PermissionError):
+            continue
+    return False
