@@ -8,28 +8,7 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from tests.api_server import Server
-from tests.test_jobs import stop_unfinished
-from tuneforge.catalog.service import Catalog
-from tuneforge.db import open_database
-from tuneforge.jobs.service import JobService
-from tuneforge.settings import load_settings
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model_dir):
-    home = tmp_path_factory.mktemp("examples") / "home"
-    settings = load_settings(home=home, database_url="")
-    catalog = Catalog(settings, open_database(settings.database_url))
-    catalog.add("tiny", str(tiny_model_dir))
-    srv = Server(home)
-    yield srv
-    srv.stop()
-    stop_unfinished(JobService(settings, open_database(settings.database_url), catalog))
 
 
 def run_example(server, script: str, *args: str) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.api_server import stop_unfinished
 from tuneforge import storage
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database
@@ -38,12 +39,6 @@ def env(tmp_path, monkeypatch, tiny_model_dir):
     jobs = JobService(settings, sessions, catalog)
     yield settings, jobs, CustomModelRegistry(settings, sessions)
     stop_unfinished(jobs)
-
-
-def stop_unfinished(jobs: JobService) -> None:
-    """Job processes outlive their caller by design: a test must not leave them training in the background."""
-    for row in jobs.list(status="InProgress").jobs:
-        jobs.stop(row.job_id)
 
 
 def write_jsonl(path: Path, records: list[dict]) -> str:

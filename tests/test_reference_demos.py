@@ -15,12 +15,6 @@ import time
 import boto3
 import pytest
 
-from tests.api_server import Server
-from tests.test_jobs import stop_unfinished
-from tuneforge.catalog.service import Catalog
-from tuneforge.db import open_database
-from tuneforge.jobs.service import JobService
-from tuneforge.settings import load_settings
 
 ROLE = "arn:aws:iam::123456789012:role/bedrock-customization"
 LLAMA = "meta.llama2-13b-v1:0:4k"
@@ -28,19 +22,11 @@ TITAN = "amazon.titan-text-express-v1:0:8k"
 
 
 @pytest.fixture
-def stack(tmp_path, tiny_model_dir, s3_env):
-    home = tmp_path / "home"
-    settings = load_settings(home=home, database_url="")
-    catalog = Catalog(settings, open_database(settings.database_url))
-    catalog.add("tiny", str(tiny_model_dir))
-    catalog.alias(LLAMA, "tiny")
-    catalog.alias(TITAN, "tiny")
-    server = Server(home)  # inherits AWS_ENDPOINT_URL_S3 and the S3 credentials from s3_env
+def stack(s3_env, start_server):
+    server = start_server(aliases={LLAMA: "tiny", TITAN: "tiny"})  # after s3_env: inherits AWS_ENDPOINT_URL_S3 and its credentials
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="notebook")
-    yield server, server.client("bedrock"), server.client("bedrock-runtime"), s3
-    server.stop()
-    stop_unfinished(JobService(settings, open_database(settings.database_url), catalog))
+    return server, server.client("bedrock"), server.client("bedrock-runtime"), s3
 
 
 def poll(get, done, timeout=240):
