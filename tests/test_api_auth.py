@@ -112,7 +112,9 @@ def test_revoked_key_and_listing_never_shows_secrets(server):
 def test_read_only_key_reads_but_cannot_mutate(server, tmp_path):
     viewer = create_key(server.home, "--read-only", "--name", "viewer")
     bedrock = server.client("bedrock", key=viewer)
-    assert bedrock.list_model_customization_jobs()["modelCustomizationJobSummaries"] is not None
+    listing = server.client("bedrock").list_model_customization_jobs()["modelCustomizationJobSummaries"]
+    assert bedrock.list_model_customization_jobs()["modelCustomizationJobSummaries"] == listing  # what a full key sees
+    assert bedrock.get_foundation_model(modelIdentifier="tiny")["modelDetails"]["modelId"] == "tiny"
     with pytest.raises(bedrock.exceptions.AccessDeniedException) as err:
         bedrock.create_model_customization_job(**job_args(tmp_path, "denied-job"))
     assert "read-only" in str(err.value)
