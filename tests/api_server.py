@@ -10,10 +10,14 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import botocore.config
 import botocore.session
 from botocore.validate import ParamValidator
+
+if TYPE_CHECKING:  # only annotations: this harness talks to tuneforge through its CLI and its API
+    from tuneforge.jobs.service import JobService
 
 
 def free_port() -> int:
@@ -67,12 +71,20 @@ class Server:
         return client(service, self.url, key or self.key, **config)
 
     def stop(self) -> None:
+        if self.log.closed:  # stopped already (a test may stop it early to read what it left behind)
+            return
         self.proc.terminate()
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+
+
+def stop_unfinished(jobs: JobService) -> None:
+    """Job processes outlive their caller by design: a test must not leave them training in the background."""
+    for row in jobs.list(status="InProgress").jobs:
+        jobs.stop(row.job_id)
 
 
 class ShapeChecker:

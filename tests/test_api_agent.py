@@ -9,32 +9,22 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api_server import Server, ShapeChecker
-from tuneforge.catalog.service import Catalog
-from tuneforge.db import open_database
-from tuneforge.settings import load_settings
+from tests.api_server import ShapeChecker
 
 ROLE = "arn:aws:iam::123456789012:role/tuneforge-kb"
 TOKEN = "kb-create-token-0123456789abcdefghij"  # clientToken: 33-256 characters
 
+pytestmark = pytest.mark.server(embedder=True)
+
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model_dir, tiny_embedder_dir):
-    root = tmp_path_factory.mktemp("agent")
-    home = root / "home"
-    settings = load_settings(home=home, database_url="")
-    catalog = Catalog(settings, open_database(settings.database_url))
-    catalog.add("tiny", str(tiny_model_dir))
-    catalog.add("tiny.embedder", str(tiny_embedder_dir), embedding=True)
-    docs = root / "docs"
-    docs.mkdir()
+def docs(tmp_path_factory):
+    """The data source's folder: two documents, one with a metadata sidecar."""
+    docs = tmp_path_factory.mktemp("docs")
     (docs / "brokers.md").write_text("# Brokers\n\nEvery broker or dealer must register with the Commission before trading.")
     (docs / "brokers.md.metadata.json").write_text('{"metadataAttributes": {"topic": "brokers", "year": 1934}}')
     (docs / "hotel.txt").write_text("The guest checks in at the hotel and pays with a credit card.")
-    srv = Server(home, env={"TUNEFORGE_DATABASE_URL": ""})
-    srv.docs = docs
-    yield srv
-    srv.stop()
+    return docs
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +57,7 @@ def wait_job(agent, kb_id, ds_id, job_id, timeout=120):
     raise AssertionError(f"ingestion job still {job['status']}")
 
 
-def test_knowledge_base_lifecycle_ingestion_and_retrieval(server, agent, agent_runtime):
+def test_knowledge_base_lifecycle_ingestion_and_retrieval(server, agent, agent_runtime, docs):
     config = {"type": "VECTOR", "vectorKnowledgeBaseConfiguration": {"embeddingModelArn": "arn:aws:bedrock:us-east-1::foundation-model/tiny.embedder"}}
     created = agent.create_knowledge_base(name="statutes", roleArn=ROLE, knowledgeBaseConfiguration=config, clientToken=TOKEN, description="laws")
     kb = created["knowledgeBase"]
@@ -90,7 +80,7 @@ def test_knowledge_base_lifecycle_ingestion_and_retrieval(server, agent, agent_r
         agent.get_knowledge_base(knowledgeBaseId="MISSING000")
     assert code(err.value) == ("ResourceNotFoundException", 404)
 
-    source = {"type": "S3", "s3Configuration": {"bucketArn": f"file://{server.docs}"}}
+    source = {"type": "S3", "s3Configuration": {"bucketArn": f"file://{docs}"}}
     with pytest.raises(ClientError) as err:
         agent.create_data_source(knowledgeBaseId=kb_id, name="docs", dataSourceConfiguration=source, vectorIngestionConfiguration={
             "chunkingConfiguration": {"chunkingStrategy": "FIXED_SIZE", "fixedSizeChunkingConfiguration": {"maxTokens": 512, "overlapPercentage": 10}}})
@@ -120,8 +110,8 @@ def test_knowledge_base_lifecycle_ingestion_and_retrieval(server, agent, agent_r
         "vectorSearchConfiguration": {"numberOfResults": 1, "overrideSearchType": "HYBRID"}})["retrievalResults"]
     top = results[0]
     assert len(results) == 1 and "register with the Commission" in top["content"]["text"]
-    assert top["location"] == {"type": "CUSTOM", "customDocumentLocation": {"id": f"file://{server.docs}/brokers.md"}}
-    assert top["metadata"]["x-amz-bedrock-kb-source-uri"] == f"file://{server.docs}/brokers.md"
+    assert top["location"] == {"type": "CUSTOM", "customDocumentLocation": {"id": f"file://{docs}/brokers.md"}}
+    assert top["metadata"]["x-amz-bedrock-kb-source-uri"] == f"file://{docs}/brokers.md"
     assert top["metadata"]["x-amz-bedrock-kb-data-source-id"] == ds_id and top["metadata"]["x-amz-bedrock-kb-chunk-id"]
     assert top["metadata"]["topic"] == "brokers" and top["metadata"]["year"] == 1934
     filtered = agent_runtime.retrieve(knowledgeBaseId=kb_id, retrievalQuery={"text": "hotel guest"}, retrievalConfiguration={

@@ -23,25 +23,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api_server import Server, create_key, tuneforge
 from tests.test_api_bedrock import job_args
-from tests.test_jobs import stop_unfinished
-from tuneforge.catalog.service import Catalog
-from tuneforge.db import open_database
-from tuneforge.jobs.service import JobService
-from tuneforge.settings import load_settings
 
 MAX_BYTES = 65_536
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model_dir):
-    home = tmp_path_factory.mktemp("auth") / "home"
-    settings = load_settings(home=home, database_url="")
-    catalog = Catalog(settings, open_database(settings.database_url))
-    catalog.add("tiny", str(tiny_model_dir))
-    srv = Server(home, env={"TUNEFORGE_MAX_REQUEST_BYTES": str(MAX_BYTES)})
-    yield srv
-    srv.stop()
-    stop_unfinished(JobService(settings, open_database(settings.database_url), catalog))
+pytestmark = pytest.mark.server(env={"TUNEFORGE_MAX_REQUEST_BYTES": str(MAX_BYTES)})
 
 
 def code(exc: ClientError) -> tuple[str, int]:
@@ -126,7 +112,9 @@ def test_revoked_key_and_listing_never_shows_secrets(server):
 def test_read_only_key_reads_but_cannot_mutate(server, tmp_path):
     viewer = create_key(server.home, "--read-only", "--name", "viewer")
     bedrock = server.client("bedrock", key=viewer)
-    assert bedrock.list_model_customization_jobs()["modelCustomizationJobSummaries"] is not None
+    listing = server.client("bedrock").list_model_customization_jobs()["modelCustomizationJobSummaries"]
+    assert bedrock.list_model_customization_jobs()["modelCustomizationJobSummaries"] == listing  # what a full key sees
+    assert bedrock.get_foundation_model(modelIdentifier="tiny")["modelDetails"]["modelId"] == "tiny"
     with pytest.raises(bedrock.exceptions.AccessDeniedException) as err:
         bedrock.create_model_customization_job(**job_args(tmp_path, "denied-job"))
     assert "read-only" in str(err.value)
@@ -229,16 +217,13 @@ def test_unknown_model_ids(server):
 
 
 # ---- --no-auth --------------------------------------------------------------------------------------
-def test_no_auth_serves_anyone_and_audits_without_a_key(tmp_path):
-    home = tmp_path / "home"
-    srv = Server(home, no_auth=True)
-    try:
-        unsigned = srv.client("bedrock", signature_version=botocore.UNSIGNED)
-        assert unsigned.list_foundation_models()["modelSummaries"]
-        assert fails(unsigned.stop_model_customization_job, jobIdentifier="nothing") == ("ResourceNotFoundException", 404)
-    finally:
-        srv.stop()
-    events = json.loads(tuneforge(home, "audit", "--json").stdout)["events"]
+def test_no_auth_serves_anyone_and_audits_without_a_key(start_server):
+    srv = start_server(no_auth=True)
+    unsigned = srv.client("bedrock", signature_version=botocore.UNSIGNED)
+    assert unsigned.list_foundation_models()["modelSummaries"]
+    assert fails(unsigned.stop_model_customization_job, jobIdentifier="nothing") == ("ResourceNotFoundException", 404)
+    srv.stop()  # the audit as the server left it
+    events = json.loads(tuneforge(srv.home, "audit", "--json").stdout)["events"]
     assert [(e["operation"], e["accessKeyId"]) for e in events] == [("StopModelCustomizationJob", None)]
 
 

@@ -8,28 +8,13 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api_server import Server, ShapeChecker
-from tests.test_jobs import stop_unfinished
+from tests.api_server import ShapeChecker
 from tuneforge.catalog.builtin import DEFAULT_MODEL_ID
-from tuneforge.catalog.service import Catalog
-from tuneforge.db import open_database
-from tuneforge.jobs.service import JobService
-from tuneforge.settings import load_settings
 
 ROLE = "arn:aws:iam::123456789012:role/tuneforge-test"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model_dir):
-    home = tmp_path_factory.mktemp("api") / "home"
-    settings = load_settings(home=home, database_url="")
-    catalog = Catalog(settings, open_database(settings.database_url))
-    catalog.add("tiny", str(tiny_model_dir))
-    catalog.alias("meta.llama2-13b-v1:0:4k", "tiny")
-    srv = Server(home)
-    yield srv
-    srv.stop()
-    stop_unfinished(JobService(settings, open_database(settings.database_url), catalog))
+pytestmark = pytest.mark.server(aliases={"meta.llama2-13b-v1:0:4k": "tiny"})
 
 
 @pytest.fixture(scope="module")

@@ -8,24 +8,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api_server import Server, create_key, tuneforge
-from tuneforge.catalog.service import Catalog
-from tuneforge.db import open_database
-from tuneforge.settings import load_settings
 
 ALIAS = "meta.llama2-13b-chat-v1"
 CHAT = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Where is room 507?"}]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model_dir):
-    home = tmp_path_factory.mktemp("openai") / "home"
-    settings = load_settings(home=home, database_url="")
-    catalog = Catalog(settings, open_database(settings.database_url))
-    catalog.add("tiny", str(tiny_model_dir))
-    catalog.alias(ALIAS, "tiny")
-    srv = Server(home)
-    yield srv
-    srv.stop()
+pytestmark = pytest.mark.server(aliases={ALIAS: "tiny"})
 
 
 def client_for(server: Server, api_key: str) -> openai.OpenAI:
@@ -130,12 +118,8 @@ def test_unknown_model_and_malformed_json(server, client):
     assert "/v1/chat/completions" in err.value.message
 
 
-def test_no_auth_mode_accepts_any_key(tmp_path, tiny_model_dir):
-    srv = Server(tmp_path / "home", no_auth=True)
-    try:
-        assert client_for(srv, "anything").models.list().data
-    finally:
-        srv.stop()
+def test_no_auth_mode_accepts_any_key(start_server):
+    assert client_for(start_server(no_auth=True), "anything").models.list().data
 
 
 def test_metrics_count_tokens_and_requests(server, client):

@@ -9,26 +9,13 @@ import psutil
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api_server import Server, ShapeChecker
-from tuneforge.catalog.service import Catalog
-from tuneforge.db import open_database
-from tuneforge.settings import load_settings
+from tests.api_server import ShapeChecker
 
 LLAMA = "meta.llama2-13b-chat-v1"
 TITAN = "amazon.titan-text-express-v1"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model_dir):
-    home = tmp_path_factory.mktemp("runtime") / "home"
-    settings = load_settings(home=home, database_url="")
-    catalog = Catalog(settings, open_database(settings.database_url))
-    catalog.add("tiny", str(tiny_model_dir))
-    catalog.alias(LLAMA, "tiny")
-    catalog.alias(TITAN, "tiny")
-    srv = Server(home)
-    yield srv
-    srv.stop()
+pytestmark = pytest.mark.server(aliases={LLAMA: "tiny", TITAN: "tiny"})
 
 
 @pytest.fixture(scope="module")

@@ -90,7 +90,7 @@ def test_titan_conversation_markup_becomes_chat_messages():
     request = parse_body({"inputText": "Be brief.\nUser: Which ferry?\nBot: The Morwen Tide.\nUser: When?\nBot:"}, BodyFormat.TITAN)
     assert [(m.role, m.content) for m in request.messages] == [
         ("system", "Be brief."), ("user", "Which ferry?"), ("assistant", "The Morwen Tide."), ("user", "When?")]
-    assert titan_prompt_to_messages("User: hi\nBot:") is not None
+    assert [(m.role, m.content) for m in titan_prompt_to_messages("User: hi\nBot:")] == [("user", "hi")]
     for plain in ("Describe the book.", "User: hi", "User: hi\nBot: hello", "Bot: hi\nUser: x\nBot:"):
         assert titan_prompt_to_messages(plain) is None  # no open Bot turn, or not a conversation: sent as raw text
     assert parse_body({"inputText": "Describe the book."}, BodyFormat.TITAN).prompt == "Describe the book."

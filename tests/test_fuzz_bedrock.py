@@ -15,12 +15,6 @@ from botocore.exceptions import ClientError, ParamValidationError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.api_server import Server
-from tests.test_jobs import stop_unfinished
-from tuneforge.catalog.service import Catalog
-from tuneforge.db import open_database
-from tuneforge.jobs.service import JobService
-from tuneforge.settings import load_settings
 
 FUZZ = settings(max_examples=30, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 ODD_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=80)
@@ -29,18 +23,6 @@ JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ODD_TEXT, inner, max_size=4), max_leaves=12,
 )
 BODY_KEYS = st.sampled_from(["prompt", "max_gen_len", "temperature", "top_p", "inputText", "textGenerationConfig", "x"])
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model_dir):
-    home = tmp_path_factory.mktemp("fuzz") / "home"
-    settings_ = load_settings(home=home, database_url="")
-    catalog = Catalog(settings_, open_database(settings_.database_url))
-    catalog.add("tiny", str(tiny_model_dir))
-    srv = Server(home)
-    yield srv
-    srv.stop()
-    stop_unfinished(JobService(settings_, open_database(settings_.database_url), catalog))
 
 
 @pytest.fixture(scope="module")

@@ -13,20 +13,6 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from hypothesis import HealthCheck, settings
 
 import tuneforge.api.app
-from tests.api_server import Server
-from tuneforge.catalog.service import Catalog
-from tuneforge.db import open_database
-from tuneforge.settings import load_settings
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model_dir):
-    home = tmp_path_factory.mktemp("fuzz-openai") / "home"
-    s = load_settings(home=home, database_url="")
-    Catalog(s, open_database(s.database_url)).add("tiny", str(tiny_model_dir))
-    srv = Server(home)
-    yield srv
-    srv.stop()
 
 
 # the very file the server serves (test_openapi_is_served_and_open checks they agree); loaded at import so the

@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.api_server import stop_unfinished
 from tuneforge import storage
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database
@@ -39,12 +40,6 @@ def env(tmp_path, monkeypatch, tiny_model_dir):
     jobs = JobService(settings, sessions, catalog)
     yield settings, jobs, CustomModelRegistry(settings, sessions)
     stop_unfinished(jobs)
-
-
-def stop_unfinished(jobs: JobService) -> None:
-    """Job processes outlive their caller by design: a test must not leave them training in the background."""
-    for row in jobs.list(status="InProgress").jobs:
-        jobs.stop(row.job_id)
 
 
 def write_jsonl(path: Path, records: list[dict]) -> str:
@@ -114,14 +109,18 @@ def test_fine_tuning_job_completes_registers_a_model_and_writes_metrics(env, tmp
     done = wait(jobs, "ft")
     assert done.status == "Completed", done.failure_message
     assert {d["status"] for d in done.status_details.values()} == {"Completed"}
-    assert done.training_loss is not None and done.validation_loss is not None and done.end_time is not None
+    assert done.created_at < done.end_time <= done.updated_at
 
     out = tmp_path / "out" / f"model-customization-job-{row.job_id}"
     training = read_csv(out / TRAINING_CSV)
     assert [int(r["step_number"]) for r in training] == list(range(8))  # 16 records / batch 4 x 2 epochs
     assert set(training[0]) == {"step_number", "epoch_number", "training_loss", "perplexity"}
-    assert len(read_csv(out / VALIDATION_CSV)) == 2  # one per epoch
+    validation = read_csv(out / VALIDATION_CSV)
+    assert len(validation) == 2  # one per epoch
     assert float(training[-1]["training_loss"]) < float(training[0]["training_loss"])
+    # the job reports the last step's loss and the last epoch's validation loss (the files keep 6 decimals)
+    assert done.training_loss == pytest.approx(float(training[-1]["training_loss"]), abs=1e-6)
+    assert done.validation_loss == pytest.approx(float(validation[-1]["validation_loss"]), abs=1e-6)
 
     model = registry.get("ft-model")
     assert done.output_model_arn == model.model_arn and model.model_status == "Active"

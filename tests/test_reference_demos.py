@@ -20,12 +20,6 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api_server import Server
-from tests.test_jobs import stop_unfinished
-from tuneforge.catalog.service import Catalog
-from tuneforge.db import open_database
-from tuneforge.jobs.service import JobService
-from tuneforge.settings import load_settings
 
 ROLE = "arn:aws:iam::123456789012:role/bedrock-customization"
 LLAMA = "meta.llama2-13b-v1:0:4k"
@@ -33,19 +27,11 @@ TITAN = "amazon.titan-text-express-v1:0:8k"
 
 
 @pytest.fixture
-def stack(tmp_path, tiny_model_dir, s3_env):
-    home = tmp_path / "home"
-    settings = load_settings(home=home, database_url="")
-    catalog = Catalog(settings, open_database(settings.database_url))
-    catalog.add("tiny", str(tiny_model_dir))
-    catalog.alias(LLAMA, "tiny")
-    catalog.alias(TITAN, "tiny")
-    server = Server(home)  # inherits AWS_ENDPOINT_URL_S3 and the S3 credentials from s3_env
+def stack(s3_env, start_server):
+    server = start_server(aliases={LLAMA: "tiny", TITAN: "tiny"})  # after s3_env: inherits AWS_ENDPOINT_URL_S3 and its credentials
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="notebook")
-    yield server, server.client("bedrock"), server.client("bedrock-runtime"), s3
-    server.stop()
-    stop_unfinished(JobService(settings, open_database(settings.database_url), catalog))
+    return server, server.client("bedrock"), server.client("bedrock-runtime"), s3
 
 
 def poll(get, done, timeout=240):
@@ -110,7 +96,9 @@ def test_titan_continued_pre_training_notebook(stack):
     after = json.loads(runtime.invoke_model(modelId=pt_arn, body=body)["body"].read())
     streamed = "".join(json.loads(e["chunk"]["bytes"])["outputText"]
                        for e in runtime.invoke_model_with_response_stream(modelId=pt_arn, body=body)["body"])
-    assert streamed == after["results"][0]["outputText"] and isinstance(before, str)
+    assert streamed == after["results"][0]["outputText"]
+    # the alias answered as the model it maps to: the tiny model, asked the same with the same Titan body
+    assert before == json.loads(runtime.invoke_model(modelId="tiny", body=body)["body"].read())["results"][0]["outputText"]
     bedrock.delete_provisioned_model_throughput(provisionedModelId=pt_arn)
 
 
