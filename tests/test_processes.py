@@ -78,3 +78,28 @@ def test_local_executor_spawns_a_child_with_pipes():
     proc = LOCAL.spawn("json.tool", [], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     out, _ = proc.communicate('{"a": 1}', timeout=60)
     assert json.loads(out) == {"a": 1} and proc.returncode == 0
+
+
+def test_a_live_process_survives_a_moved_wall_clock_but_a_reused_pid_does_not():
+    """create_time moves with the kernel's boot time when the wall clock is adjusted; a reconcile must not take a
+    live job for dead (it once started a second process for a job an hour in)."""
+    import socket
+    import sys
+
+    import psutil
+
+    ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "tuneforge.jobs.process", "job-x"])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        host = socket.gethostname()
+        started = psutil.Process(ours.pid).create_time()
+        assert LOCAL.is_alive(ours.pid, started, host) is True
+        assert LOCAL.is_alive(ours.pid, started + 7.5, host) is True  # the clock moved by seconds: still ours
+        assert LOCAL.is_alive(ours.pid, started - 3600, host) is False  # an hour apart: another process
+        other_started = psutil.Process(other.pid).create_time()
+        assert LOCAL.is_alive(other.pid, other_started, host) is True
+        assert LOCAL.is_alive(other.pid, other_started + 7.5, host) is False  # not tuneforge's: a reused pid
+    finally:
+        for proc in (ours, other):
+            proc.kill()
+            proc.wait()

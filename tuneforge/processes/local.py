@@ -3,7 +3,11 @@
 A detached process runs as `python -m MODULE ARGUMENT` in a new session (process group), detached from the
 caller, so it outlives the CLI that started it and can be stopped with its whole process tree. Its
 stdout/stderr go to `<work_dir>/job.log`. A process is identified by pid *and* start time, so a reused pid
-after a reboot is never mistaken for the job. A child process runs as `python -m MODULE ARGS...` with the
+after a reboot is never mistaken for the job. The start time (psutil's create_time) is the boot time plus the
+process's age in clock ticks, and the boot time the kernel reports moves when the wall clock is adjusted (NTP
+slews it by seconds over hours): a start time off by more than a second is still the same process when it is
+within CLOCK_SLACK_SECONDS and the process is one of tuneforge's. Without that, a reconcile an hour into a job
+once took the live job for dead and started a second process for it. A child process runs as `python -m MODULE ARGS...` with the
 pipes its caller asks for, and ends with its caller (model workers, evaluation).
 """
 
@@ -25,6 +29,14 @@ from tuneforge.processes.environment import torch_env
 from tuneforge.processes.executor import ProcessHandle
 
 LOG_NAME = "job.log"
+CLOCK_SLACK_SECONDS = 120.0
+
+
+def _same_process(proc: psutil.Process, started_at: float) -> bool:
+    drift = abs(proc.create_time() - started_at)
+    if drift <= 1.0:
+        return True
+    return drift <= CLOCK_SLACK_SECONDS and any("tuneforge" in part for part in proc.cmdline())
 
 
 def this_process() -> ProcessHandle:
@@ -54,7 +66,7 @@ class LocalExecutor:
             return None
         try:
             proc = psutil.Process(pid)
-            if started_at is not None and abs(proc.create_time() - started_at) > 1.0:
+            if started_at is not None and not _same_process(proc, started_at):
                 return False  # the pid was reused by another process
             return proc.status() != psutil.STATUS_ZOMBIE
         except (psutil.NoSuchProcess, psutil.AccessDenied):
