@@ -8,6 +8,11 @@ Titan body before and after.
     tuneforge serve &                     # another terminal
     python examples/continued_pretraining_book.py --book book.pdf
     python examples/continued_pretraining_book.py --book ../shared/data/rlhf-book/chapters/ --output s3://bucket/cpt/
+    python examples/continued_pretraining_book.py --book ../shared/data/pdf/rlhf-book-ch01-14.pdf --chunk-chars 4000
+
+`--chunk-chars` prepares the data as the notebook does (the PDF's text, as pypdf extracts it, cut into chunks
+of about that many characters with 5% overlap, one {"input"} per chunk, whatever their length in tokens);
+without it, `tuneforge data from-docs` chunks by the model's tokens and drops running headers and page numbers.
 
 Credentials come from boto3's usual chain (a key from `tuneforge keys create`, or anything against a server
 started with --no-auth). Titan ids (amazon.titan-text-express-v1) answer in Titan's body when they are aliases
@@ -31,6 +36,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finetune_summaries import ROLE, upload, wait  # noqa: E402  (the two examples share their small helpers)
 
 
+def character_chunks(text: str, size: int, overlap: int) -> list[str]:
+    """Chunks of at most `size` characters that end at a space, each repeating the last `overlap` of the previous."""
+    chunks, start = [], 0
+    while start < len(text):
+        end = min(start + size, len(text))
+        if end < len(text) and (cut := text.rfind(" ", start + size // 2, end)) > 0:
+            end = cut
+        chunks.append(text[start:end].strip())
+        if end == len(text):
+            break
+        start = end - overlap
+    return [c for c in chunks if c]
+
+
+def notebook_records(paths: list[str], size: int) -> list[dict[str, str]]:
+    """The notebook's preparation: every document's text, cut into character chunks."""
+    from pypdf import PdfReader  # a tuneforge dependency
+
+    records = []
+    for path in paths:
+        files = sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]
+        for file in files:
+            if file.suffix.lower() == ".pdf":
+                text = "\n".join(page.extract_text() or "" for page in PdfReader(file).pages)
+            else:
+                text = file.read_text(encoding="utf-8")
+            records += [{"input": chunk} for chunk in character_chunks(text, size, size // 20)]
+    return records
+
+
 def describe(runtime, model_id: str, question: str, max_tokens: int) -> str:
     body = json.dumps({"inputText": question, "textGenerationConfig": {"maxTokenCount": max_tokens, "temperature": 0}})
     return json.loads(runtime.invoke_model(modelId=model_id, body=body)["body"].read())["results"][0]["outputText"].strip()
@@ -44,6 +79,7 @@ def main() -> None:
     parser.add_argument("--book", nargs="+", required=True, help="PDF, Markdown or text files, or folders of them")
     parser.add_argument("--question", default="Describe the book.")
     parser.add_argument("--chunk-tokens", type=int, default=512)
+    parser.add_argument("--chunk-chars", type=int, default=None, help="chunk as the notebook does: ~N characters a record")
     parser.add_argument("--max-records", type=int, default=None, help="keep only the first N chunks (short runs)")
     parser.add_argument("--output", default=str(Path(tempfile.gettempdir()) / "tuneforge-examples"), help="local dir or s3://bucket/prefix")
     parser.add_argument("--epochs", default="1")
@@ -64,8 +100,11 @@ def main() -> None:
     print("2. the book, chunked with overlap into {\"input\"} lines", flush=True)
     work = Path(tempfile.mkdtemp(prefix="tuneforge-cpt-"))
     data = work / "book.jsonl"
-    subprocess.run([sys.executable, "-m", "tuneforge", "data", "from-docs", *args.book, "--out", str(data),
-                    "--model", args.base_model, "--max-tokens", str(args.chunk_tokens)], check=True)
+    if args.chunk_chars:
+        data.write_text("".join(json.dumps(r) + "\n" for r in notebook_records(args.book, args.chunk_chars)), encoding="utf-8")
+    else:
+        subprocess.run([sys.executable, "-m", "tuneforge", "data", "from-docs", *args.book, "--out", str(data),
+                        "--model", args.base_model, "--max-tokens", str(args.chunk_tokens)], check=True)
     if args.max_records:
         lines = data.read_text(encoding="utf-8").splitlines(keepends=True)[: args.max_records]
         data.write_text("".join(lines), encoding="utf-8")

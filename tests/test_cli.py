@@ -68,3 +68,15 @@ def test_errors_say_what_to_do(home, args, code, needle):
     assert proc.returncode == code, proc.stderr
     assert needle in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_jobs_create_refuses_a_missing_data_file_naming_the_flag(home, tiny_model_dir, tmp_path):
+    run("models", "add", "tiny", str(tiny_model_dir))
+    missing = tmp_path / "never-written.jsonl"
+    proc = run("jobs", "create", "nodata", "-m", "tiny", "-t", str(missing), check=False)
+    assert proc.returncode == 2 and "[--training-data]" in proc.stderr and str(missing) in proc.stderr, proc.stderr
+    train = tmp_path / "train.jsonl"
+    train.write_text('{"prompt": "a", "completion": "b"}\n')
+    proc = run("jobs", "create", "noval", "-m", "tiny", "-t", str(train), "--validation-data", str(missing), check=False)
+    assert proc.returncode == 2 and "[--validation-data]" in proc.stderr and str(missing) in proc.stderr, proc.stderr
+    assert json.loads(run("jobs", "list", "--json").stdout)["modelCustomizationJobSummaries"] == []  # nothing created

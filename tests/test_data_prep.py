@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -176,11 +177,21 @@ def test_cli_from_hf_writes_the_reference_prompt_and_validates(home, tmp_path, t
                                     f"{first['dialogue']}\n\nSummary: ", "completion": first["summary"].strip()}
     assert len(held_out) == 2 and held_out[-1]["completion"] == json.loads((DIALOGSUM / "dev.jsonl").read_text().splitlines()[19])["summary"].strip()
 
-    summary = json.loads(run("data", "validate", str(out), "--model", "tiny", "--max-sequence-length", "4096", "--json").stdout)
+    # the same tiny model with a 4,096-token context: fine-tuning's training length grows to the longest record
+    wide = tmp_path / "tiny-4k"
+    shutil.copytree(tiny_model_dir, wide)
+    config = json.loads((wide / "config.json").read_text())
+    (wide / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 4096}))
+    run("models", "add", "tiny-4k", str(wide))
+    summary = json.loads(run("data", "validate", str(out), "--model", "tiny-4k", "--json").stdout)
     assert summary["ok"] and summary["records"] == 18 and summary["steps"] == 3
+    assert summary["maxSequenceLength"] == max(1024, summary["max_record_tokens"])
+    too_long = run("data", "validate", str(out), "--model", "tiny", "--max-sequence-length", "4096", check=False)
+    assert too_long.returncode == 2 and "--max-sequence-length 4,096 is longer than tiny's context of 256" in too_long.stderr
     # the tiny model's context is 256 tokens: DialogSum prompts do not fit, and every line says so
     short = run("data", "validate", str(out), "--model", "tiny", check=False)
     assert short.returncode == 2 and "line 1: record is too long" in short.stdout and "problem(s)" in short.stdout
+    assert "more than the model's context of 256 tokens" in short.stdout
 
 
 def test_cli_errors_name_the_flag(home, tmp_path):
@@ -215,12 +226,12 @@ def test_cli_from_docs_and_validate_continued_pre_training(home, tmp_path, tiny_
     assert wrong.returncode == 2 and "line 1 [input]: unknown key" in wrong.stdout
 
 
-def test_training_length_constant_matches_the_trainer():
-    from tuneforge.data.model_tokens import TRAINING_MAX_LEN
+def test_training_length_is_defined_once():
     from tuneforge.evaluation import run as evaluation_run
-    from tuneforge.training.trainer import DEFAULT_MAX_LEN
+    from tuneforge.training import lengths, trainer
 
-    assert TRAINING_MAX_LEN == DEFAULT_MAX_LEN == evaluation_run.DEFAULT_MAX_LEN
+    assert trainer.DEFAULT_MAX_LEN is lengths.DEFAULT_MAX_LEN and evaluation_run.DEFAULT_MAX_LEN is lengths.DEFAULT_MAX_LEN
+    assert not hasattr(__import__("tuneforge.data.model_tokens", fromlist=["x"]), "TRAINING_MAX_LEN")
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import time
@@ -231,3 +232,88 @@ def test_jobs_queue_one_at_a_time(env, tmp_path):
         time.sleep(0.3)
     assert seen_waiting
     assert wait(jobs, "second").status == "Completed"
+
+
+# ---- data that Bedrock accepts must train (issue: long records, missing objects) ------------------------------------
+def test_missing_data_objects_are_refused_at_creation_naming_the_uri(env, tmp_path, s3_env):
+    _, jobs, _ = env
+    missing = str(tmp_path / "not-uploaded.jsonl")
+    with pytest.raises(InvalidInput) as err:
+        jobs.create(request(tmp_path, "nodata", training_data_uri=missing))
+    assert err.value.field == "trainingDataConfig.s3Uri" and missing in err.value.message
+    with pytest.raises(InvalidInput) as err:
+        jobs.create(request(tmp_path, "noval", validation_data_uris=(f"{s3_env}/data/missing-val.jsonl",)))
+    assert err.value.field == "validationDataConfig.validators[0].s3Uri" and "missing-val.jsonl" in err.value.message
+    with pytest.raises(InvalidInput) as err:
+        jobs.create(request(tmp_path, "nobucket", training_data_uri="s3://no-such-bucket-here/train.jsonl"))
+    assert err.value.field == "trainingDataConfig.s3Uri" and "no-such-bucket-here" in err.value.message
+    assert jobs.list().jobs == []  # nothing was created, nothing started
+
+
+def test_continued_pre_training_splits_records_longer_than_a_row_and_counts_tokens(env, tmp_path):
+    _, jobs, _ = env
+    # The tiny model's context is 256, so rows are 256 tokens: each of these pages is several rows long.
+    pages = [{"input": f"Page {i}. " + "Exchange rules describe order types, auctions and trading halts. " * 40} for i in range(3)]
+    jobs.create(request(tmp_path, "pages", customization_type="CONTINUED_PRE_TRAINING",
+                        training_data_uri=write_jsonl(tmp_path / "pages.jsonl", pages),
+                        hyperparameters={"epochCount": "2", "batchSize": "2", "learningRate": "0.001"}))
+    done = wait(jobs, "pages")
+    assert done.status == "Completed", done.failure_message
+    progress = done.progress
+    assert progress["windowTokens"] == 256 and progress["splitRecords"] == 3 and progress["splitWindows"] >= 6
+    # every token of every page, each epoch, was trained: the job counts tokens, not records
+    assert progress["tokensTrained"] == progress["trainingTokens"] > 3 * 256 * 2
+    steps = int(read_csv(tmp_path / "out" / f"model-customization-job-{done.job_id}" / TRAINING_CSV)[-1]["step_number"]) + 1
+    rows = math.ceil(progress["trainingTokens"] / 2 / 256)  # an epoch's tokens packed into rows of 256
+    assert progress["totalSteps"] == steps == 2 * math.ceil(rows / 2)  # 2 epochs of rows / batchSize 2
+
+
+def test_a_fine_tuning_record_longer_than_the_context_is_refused_with_the_fix(env, tmp_path):
+    _, jobs, _ = env
+    long = {"prompt": "Summarize: " + "the guest checks in at the hotel. " * 60, "completion": "A guest checks in."}
+    jobs.create(request(tmp_path, "toolong", training_data_uri=write_jsonl(tmp_path / "long.jsonl", summaries(3) + [long]),
+                        hyperparameters={"epochCount": "1", "batchSize": "2"}))
+    done = wait(jobs, "toolong")
+    assert done.status == "Failed"
+    assert "line 4: record is too long by" in done.failure_message
+    assert "more than the model's context of 256 tokens" in done.failure_message
+    assert "maxSequenceLength" in done.failure_message and "longer context" in done.failure_message
+
+
+@pytest.mark.slow
+def test_a_fine_tuning_record_of_2000_tokens_trains_on_the_default_model(env, tmp_path):
+    from tuneforge.catalog.builtin import DEFAULT_MODEL_ID
+
+    _, jobs, registry = env
+    dialogue = "".join(f"#Person{1 + i % 2}#: Room {500 + i} is ready; the breakfast is served from seven until ten.\n"
+                       for i in range(110))
+    record = {"prompt": f"Summarize the conversation.\n\n{dialogue}\nSummary: ", "completion": "Rooms and breakfast times."}
+    data = write_jsonl(tmp_path / "long-dialogue.jsonl", [record])
+    jobs.create(request(tmp_path, "long2k", base_model_identifier=DEFAULT_MODEL_ID, training_data_uri=data,
+                        hyperparameters={"epochCount": "1", "batchSize": "1"}))
+    done = wait(jobs, "long2k", timeout=900)
+    assert done.status == "Completed", done.failure_message
+    assert done.progress["maxSequenceLength"] >= 2000  # grew from 1,024 to fit the record whole
+    assert done.progress["tokensTrained"] == done.progress["maxSequenceLength"]  # one record, one step, nothing cut
+    assert registry.get("long2k-model").model_status == "Active"
+
+
+def test_a_stopped_job_is_never_restarted(env, tmp_path):
+    """stop() used to hand the ended job to crash recovery, which relaunched it (attempt 2) to train after all."""
+    _, jobs, _ = env
+    jobs.create(request(tmp_path, "running", training_data_uri=write_jsonl(tmp_path / "run.jsonl", summaries(200)),
+                        hyperparameters={"epochCount": "10", "batchSize": "1", "maxSequenceLength": "128"}))
+    jobs.create(request(tmp_path, "waiting"))  # queued behind the first
+    deadline = time.monotonic() + TIMEOUT
+    while jobs.get("running").status_details["trainingDetails"]["status"] != "InProgress":
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    ids = {jobs.get(name).job_id for name in ("running", "waiting")}
+    for name in ("waiting", "running"):
+        stopped = jobs.stop(name)
+        assert (stopped.status, stopped.attempts) == ("Stopped", 1)
+    jobs.reconcile()
+    assert {(jobs.get(name).status, jobs.get(name).attempts) for name in ("running", "waiting")} == {("Stopped", 1)}
+    left = [p for p in psutil.process_iter(["cmdline"]) if "tuneforge.jobs.process" in (p.info["cmdline"] or [])
+            and ids & set(p.info["cmdline"] or [])]
+    assert left == [], "a stopped job's process is still running"

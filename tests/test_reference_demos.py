@@ -9,11 +9,16 @@ server and its job processes through AWS_ENDPOINT_URL_S3), on a tiny model alias
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import shutil
 import time
+from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.api_server import Server
 from tests.test_jobs import stop_unfinished
@@ -107,3 +112,88 @@ def test_titan_continued_pre_training_notebook(stack):
                        for e in runtime.invoke_model_with_response_stream(modelId=pt_arn, body=body)["body"])
     assert streamed == after["results"][0]["outputText"] and isinstance(before, str)
     bedrock.delete_provisioned_model_throughput(provisionedModelId=pt_arn)
+
+
+# ---- the notebooks on their real data (../shared/data; skipped with a reason where it is absent) --------------------
+SHARED = Path(os.environ.get("TUNEFORGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DIALOGSUM_TRAIN = SHARED / "dialogsum" / "train.jsonl"
+BOOK_PDF = SHARED / "pdf" / "rlhf-book-ch01-14.pdf"
+REFERENCE_PROMPT = "Summarize the simplest and most interesting part of the following conversation.\n\n{dialogue}\n\nSummary: "
+CHUNK_CHARS = 4000  # the notebook splits its PDF into ~4,000-character chunks with overlap, about a page each
+
+
+def _example(name: str):
+    """A module of examples/ (scripts, not a package), so the test prepares data with the example's own code."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+notebook_records = _example("continued_pretraining_book").notebook_records
+
+
+def widened(tiny_model_dir: Path, target: Path, context: int) -> Path:
+    """The tiny model with a longer context window (rotary positions: any length works), so real records fit."""
+    shutil.copytree(tiny_model_dir, target)
+    config = json.loads((target / "config.json").read_text())
+    (target / "config.json").write_text(json.dumps({**config, "max_position_embeddings": context}))
+    return target
+
+
+@pytest.mark.skipif(not DIALOGSUM_TRAIN.is_file(), reason=f"DialogSum not found at {DIALOGSUM_TRAIN}")
+def test_reference_fine_tuning_on_the_first_1000_dialogsum_rows(stack, tiny_model_dir, tmp_path):
+    """The reference job failed before training ("line 807: record is too long by 63 tokens"): it must train."""
+    server, bedrock, runtime, s3 = stack
+    settings = load_settings(home=server.home, database_url="")
+    catalog = Catalog(settings, open_database(settings.database_url))
+    catalog.add("tiny-8k", str(widened(tiny_model_dir, tmp_path / "tiny-8k", 8192)))
+    rows = [json.loads(line) for line in DIALOGSUM_TRAIN.read_text().splitlines()[:1000]]
+    records = [{"prompt": REFERENCE_PROMPT.format(dialogue=r["dialogue"]), "completion": r["summary"]} for r in rows]
+    s3.put_object(Bucket="notebook", Key="dialogsum/train-1000.jsonl", Body="".join(json.dumps(r) + "\n" for r in records).encode())
+    arn = bedrock.create_model_customization_job(
+        jobName="dialogsum-1000", customModelName="dialogsum-1000-model", roleArn=ROLE,
+        baseModelIdentifier="tiny-8k", customizationType="FINE_TUNING",
+        trainingDataConfig={"s3Uri": "s3://notebook/dialogsum/train-1000.jsonl"},
+        outputDataConfig={"s3Uri": "s3://notebook/output/"}, hyperParameters={"epochCount": "1"},
+    )["jobArn"]
+    job = poll(lambda: bedrock.get_model_customization_job(jobIdentifier=arn), {"Completed", "Failed", "Stopped"}, timeout=900)
+    assert job["status"] == "Completed", job.get("failureMessage")
+    metrics = s3.get_object(Bucket="notebook", Key=f"output/model-customization-job-{arn.rsplit('/', 1)[-1]}/"
+                            "training_artifacts/step_wise_training_metrics.csv")["Body"].read().decode().splitlines()
+    assert len(metrics) == 1 + 125  # the default batchSize of 8: every record trained, the long ones included
+
+
+@pytest.mark.skipif(not BOOK_PDF.is_file(), reason=f"the rlhf-book PDF not found at {BOOK_PDF}")
+def test_reference_continued_pre_training_on_the_pdf_book(stack, tiny_model_dir):
+    """The notebook's data preparation: the PDF's text in 4,000-character chunks, one {"input"} per chunk. The first
+    24 chunks (a fifth of the book) keep it short: Titan trains at batchSize 1 within Bedrock's 4,096-token limit."""
+    server, bedrock, runtime, s3 = stack
+    records = notebook_records([str(BOOK_PDF)], CHUNK_CHARS)
+    chunks = [r["input"] for r in records]
+    assert len(chunks) > 100 and max(len(c) for c in chunks) <= CHUNK_CHARS and min(len(c) for c in chunks[:-1]) > CHUNK_CHARS / 2
+    records, chunks = records[:24], chunks[:24]
+    s3.put_object(Bucket="notebook", Key="book/rlhf-book.jsonl", Body="".join(json.dumps(r) + "\n" for r in records).encode())
+    body = json.dumps({"inputText": "Describe the book.", "textGenerationConfig": {"maxTokenCount": 8, "temperature": 0}})
+    job_arn, pt_arn = customize_and_serve(bedrock, "CONTINUED_PRE_TRAINING", TITAN, "book/rlhf-book.jsonl",
+                                          {"epochCount": "1", "batchSize": "1", "learningRate": "0.0001"})
+    # every chunk is longer than the tiny model's 256-token context: split into rows, none refused
+    settings = load_settings(home=server.home, database_url="")
+    sessions = open_database(settings.database_url)
+    progress = JobService(settings, sessions, Catalog(settings, sessions), reconcile=False).get(job_arn).progress
+    assert progress["splitRecords"] == len(chunks) and progress["tokensTrained"] == progress["trainingTokens"]
+    answer = json.loads(runtime.invoke_model(modelId=pt_arn, body=body)["body"].read())["results"][0]
+    assert answer["tokenCount"] > 0
+    bedrock.delete_provisioned_model_throughput(provisionedModelId=pt_arn)
+
+
+def test_a_missing_training_object_is_refused_at_creation(stack):
+    _, bedrock, _, _ = stack
+    with pytest.raises(ClientError) as err:
+        bedrock.create_model_customization_job(
+            jobName="nodata", customModelName="nodata-model", roleArn=ROLE, baseModelIdentifier=LLAMA,
+            customizationType="FINE_TUNING", trainingDataConfig={"s3Uri": "s3://notebook/never-uploaded.jsonl"},
+            outputDataConfig={"s3Uri": "s3://notebook/output/"}, hyperParameters={"epochCount": "1", "batchSize": "1"})
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+    assert "s3://notebook/never-uploaded.jsonl" in err.value.response["Error"]["Message"]
+    assert bedrock.list_model_customization_jobs()["modelCustomizationJobSummaries"] == []

@@ -23,6 +23,7 @@ from tuneforge.data import (
     validate_dataset,
 )
 from tuneforge.errors import InvalidInput, NotFound
+from tuneforge.training.lengths import record_limit, training_length
 
 FT = DatasetKind.FINE_TUNING
 CPT = DatasetKind.CONTINUED_PRE_TRAINING
@@ -283,6 +284,7 @@ def test_summary(tmp_path, count):
     report = validate(write_lines(tmp_path / "train.jsonl", [GOOD] * 5), count)
     assert report.summary(batch_size=2, epochs=3) == {
         "records": 5, "tokens": 40, "max_record_tokens": 8, "steps": 9, "estimated_seconds": None,
+        "rows": 5, "split_records": 0, "split_windows": 0,
     }
     assert report.summary(batch_size=8, epochs=2, tokens_per_second=20.0)["estimated_seconds"] == 4.0
     with pytest.raises(InvalidInput) as err:
@@ -342,3 +344,60 @@ def test_large_file_streams_in_reasonable_time(tmp_path, count, capsys):
     assert report.ok and report.records == lines
     with capsys.disabled():
         print(f"\n{lines:,} lines ({path.stat().st_size / 1e6:.1f} MB) in {elapsed:.2f} s: {lines / elapsed:,.0f} lines/s")
+
+
+# ---- lengths: what a record is checked against (tuneforge.training.lengths) -------------------------------------------
+def test_continued_pre_training_splits_long_records_instead_of_refusing_them(tmp_path, count):
+    # 12, 3 and 25 tokens with EOS; rows of 10: the first is split into 2 windows, the last into 3
+    lines = [{"input": " ".join(["w"] * 11)}, {"input": "a b"}, {"input": " ".join(["w"] * 24)}]
+    report = validate(write_lines(tmp_path / "book.jsonl", lines), count, kind=CPT, max_sequence_length=10)
+    assert report.ok, report.problems
+    assert (report.split_records, report.split_windows, report.tokens) == (2, 5, 40)
+    summary = report.summary(batch_size=2, epochs=1)
+    assert summary["rows"] == 4 and summary["steps"] == 2  # 40 tokens packed into rows of 10, not 3 records
+
+
+def test_fine_tuning_record_over_the_context_names_it_and_the_fix(tmp_path, count):
+    long = {"prompt": "one two three four five six", "completion": "seven eight nine ten eleven"}  # 12 tokens
+    limit = record_limit(FT, context=10, max_sequence_length=None, base_model_id="tiny", batch_size=8)
+    report = validate(write_lines(tmp_path / "train.jsonl", [long]), count, max_sequence_length=None, limit=limit)
+    [problem] = report.problems
+    assert problem.line == 1
+    assert "too long by 2 tokens: prompt + completion + EOS = 12 tokens, more than the model's context of 10" in problem.message
+    assert "maxSequenceLength" in problem.message and "longer context" in problem.message
+    # within the context it trains: no limit of 1,024 applies by default
+    limit = record_limit(FT, context=8192, max_sequence_length=None, base_model_id="tiny", batch_size=8)
+    assert limit.tokens == 8192
+
+
+def test_bedrock_limits_apply_to_its_own_model_ids_where_stricter(tmp_path, count):
+    titan = record_limit(CPT, context=8192, max_sequence_length=None, base_model_id="amazon.titan-text-express-v1:0:8k",
+                         batch_size=1)
+    assert titan.tokens == 4096 and "Amazon Bedrock's limit for amazon.titan-text-express-v1:0:8k at batchSize 1" in titan.source
+    at_two = record_limit(CPT, context=8192, max_sequence_length=None, base_model_id="amazon.titan-text-express-v1",
+                          batch_size=2)
+    assert at_two.tokens == 2048 and "batchSize 1 for up to 4,096" in at_two.fix
+    lite = record_limit(FT, context=8192, max_sequence_length=None, base_model_id="amazon.titan-text-lite-v1", batch_size=2)
+    assert lite.tokens == 4096
+    llama = record_limit(FT, context=8192, max_sequence_length=None, base_model_id="meta.llama2-13b-v1:0:4k", batch_size=1)
+    assert llama.tokens == 4096
+    assert record_limit(CPT, context=8192, max_sequence_length=None, base_model_id="huggingfacetb.smollm2-135m-instruct-v1",
+                        batch_size=8) is None
+    # the model's own context wins where it is the stricter one
+    assert record_limit(FT, context=256, max_sequence_length=None, base_model_id="meta.llama2-13b-v1", batch_size=1).tokens == 256
+    tiny = titan.__class__(12, titan.source, titan.fix)
+    report = validate(write_lines(tmp_path / "book.jsonl", [{"input": " ".join(["w"] * 12)}]), count, kind=CPT,
+                      max_sequence_length=None, limit=tiny, window=8)
+    [problem] = report.problems
+    assert "input + EOS = 13 tokens, more than Amazon Bedrock's limit" in problem.message and "user guide" in problem.message
+
+
+def test_training_length_rule():
+    assert training_length(FT, context=8192, max_sequence_length=None, longest=1087) == 1087  # grows to the record
+    assert training_length(FT, context=8192, max_sequence_length=None, longest=300) == 1024  # never below the default
+    assert training_length(FT, context=512, max_sequence_length=None, longest=300) == 512  # nor above the context
+    assert training_length(CPT, context=8192, max_sequence_length=None, longest=5000) == 1024  # rows; longer is split
+    assert training_length(CPT, context=8192, max_sequence_length=2048) == 2048
+    with pytest.raises(InvalidInput) as err:
+        training_length(FT, context=256, max_sequence_length=512)
+    assert "longer than the model's context of 256" in err.value.message and err.value.field == "hyperParameters"

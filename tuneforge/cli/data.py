@@ -119,15 +119,13 @@ def from_docs(
     """Documents -> {"input"} records for continued pre-training, chunked by the model's tokenizer."""
     from tuneforge.data.from_docs import documents_to_records, expand_paths
     from tuneforge.data.from_table import write_jsonl
-    from tuneforge.data.model_tokens import training_max_len
+    from tuneforge.training.lengths import training_length
 
     files = expand_paths(paths)  # a missing path fails before the tokenizer is loaded
     with err_console.status(f"loading the tokenizer of {model}"):
         count, context = _token_counter(model)
-    limit = training_max_len(context) - 1  # the EOS the trainer appends
-    if max_tokens is not None and max_tokens > limit:
-        err_console.print(f"[yellow]warning:[/] --max-tokens {max_tokens} + EOS is over the {limit + 1}-token default "
-                          "training length: set the job's maxSequenceLength to match", highlight=False)
+    # one chunk per training row by default (EOS appended); longer chunks are fine too, the trainer splits them
+    limit = training_length("CONTINUED_PRE_TRAINING", context=context, max_sequence_length=None) - 1
     with _progress() as progress:
         task = progress.add_task("parsing and chunking", total=len(files))
         conversion = documents_to_records(files, count_tokens=count, max_tokens=max_tokens or limit, overlap_tokens=overlap_tokens,
@@ -151,24 +149,34 @@ def validate(
     file: Annotated[str, typer.Argument(help="A JSONL data file: local path, file:// or s3://.")],
     kind: Annotated[str, typer.Option("--kind", help="fine-tuning or continued-pre-training.")] = "fine-tuning",
     model: ModelOption = DEFAULT_MODEL_ID,
-    max_sequence_length: Annotated[Optional[int], typer.Option("--max-sequence-length", help="The job's maxSequenceLength (default: the model's, at most 1024).")] = None,
+    max_sequence_length: Annotated[Optional[int], typer.Option("--max-sequence-length", min=2, help="The job's maxSequenceLength (default: fine-tuning fits the longest record up to the model's context; pre-training rows of 1024).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="For the step estimate.")] = 8,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="For the step estimate.")] = 1,
     as_json: JsonFlag = False,
 ) -> None:
     """Run the job validator on one file: its size in records, tokens and steps, and every problem by line."""
     from tuneforge.data import DatasetKind, validate_dataset
-    from tuneforge.data.model_tokens import training_max_len
+    from tuneforge.training.lengths import record_limit, training_length
 
     if kind not in KINDS:
         raise InvalidInput(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}", field="--kind")
+    dataset_kind = DatasetKind(KINDS[kind])
     with err_console.status(f"loading the tokenizer of {model}"):
         count, context = _token_counter(model)
-    max_len = max_sequence_length or training_max_len(context)
+    if max_sequence_length is not None and max_sequence_length > context:  # the job would fail on it too
+        raise InvalidInput(f"--max-sequence-length {max_sequence_length:,} is longer than {model}'s context of {context:,} "
+                           f"tokens: use at most {context:,}", field="--max-sequence-length")
+    limit = record_limit(dataset_kind, context=context, max_sequence_length=max_sequence_length, base_model_id=model,
+                         batch_size=batch_size)
+    window = training_length(dataset_kind, context=context, max_sequence_length=max_sequence_length)
     with _progress() as progress:
         task = progress.add_task("validating (bytes)", total=None)
-        report = validate_dataset(file, DatasetKind(KINDS[kind]), count_tokens=count, max_sequence_length=max_len,
+        report = validate_dataset(file, dataset_kind, count_tokens=count, limit=limit,
+                                  window=window if dataset_kind == DatasetKind.CONTINUED_PRE_TRAINING else None,
                                   progress=lambda done: progress.update(task, completed=done))
+    # what the trainer will use: fine-tuning grows to the longest record (within the limit checked above)
+    max_len = training_length(dataset_kind, context=context, max_sequence_length=max_sequence_length,
+                              longest=min(report.max_record_tokens, context) or None)
     summary = report.summary(batch_size, epochs)
     if as_json:
         print_json({**summary, "ok": report.ok, "maxSequenceLength": max_len, "problemCount": report.problem_count,
@@ -176,7 +184,11 @@ def validate(
     else:
         table = Table(show_header=False, title=f"{file} ({kind}, {model})")
         table.add_row("records", f"{summary['records']:,}")
-        table.add_row("tokens", f"{summary['tokens']:,} (longest record {summary['max_record_tokens']:,}, limit {max_len:,})")
+        limit_text = f"limit {limit.tokens:,}: {limit.source}" if limit else "no limit: long records are split"
+        table.add_row("tokens", f"{summary['tokens']:,} (longest record {summary['max_record_tokens']:,}, {limit_text})")
+        table.add_row("training length", f"{max_len:,} tokens a row")
+        if report.split_records:
+            table.add_row("split", f"{report.split_records:,} records longer than a row, into {report.split_windows:,} windows")
         table.add_row("steps", f"{summary['steps']:,} (batch size {batch_size}, {epochs} epoch{'s' if epochs > 1 else ''})")
         table.add_row("result", "[green]valid[/]" if report.ok else f"[red]{report.problem_count:,} problem(s)[/]")
         console.print(table)

@@ -47,6 +47,9 @@ def _hyperparameters(pairs: list[str]) -> dict[str, str]:
     return parsed
 
 
+_FLAGS = {"trainingDataConfig": "--training-data", "validationDataConfig": "--validation-data", "hyperParameters": "--hyperparameter"}
+
+
 def _location(value: str) -> str:
     """Local files become absolute paths: the job process may run in another directory."""
     return value if "://" in value else str(Path(value).expanduser().resolve())
@@ -72,7 +75,13 @@ def create(
         customization_type=customization_type, validation_data_uris=tuple(_location(v) for v in validation_data or ()),
         hyperparameters=_hyperparameters(hyperparameter or []),
     )
-    row = jobs().create(request)
+    try:
+        row = jobs().create(request)
+    except InvalidInput as exc:  # name this command's flag, not the API field
+        flag = _FLAGS.get((exc.field or "").split("[")[0].split(".")[0])
+        if flag is None:
+            raise
+        raise InvalidInput(exc.message.replace(f"{exc.field}: ", "", 1), field=flag) from exc
     if as_json:
         print_json({"jobArn": row.job_arn})
     else:
@@ -90,10 +99,17 @@ def _progress_table(row) -> Table:
     if p.get("totalSteps"):
         done, total = p.get("step", 0), p["totalSteps"]
         bar = "█" * int(30 * done / total) + "░" * (30 - int(30 * done / total))
-        fields.append(("progress", f"{bar} step {done}/{total}, epoch {p.get('epoch')}/{p.get('epochs')}"))
+        fields.append(("progress", f"{bar} step {done}/{total}, epoch {p.get('epoch', 0)}/{p.get('epochs')}"))
         fields.append(("training loss", f"{p.get('trainingLoss', float('nan')):.4f}"))
+        if p.get("trainingTokens"):
+            fields.append(("tokens trained", f"{p.get('tokensTrained', 0):,} of {p['trainingTokens']:,}"))
         fields.append(("tokens/s", f"{p.get('tokensPerSecond', 0):.0f}"))
         fields.append(("ETA", f"{p.get('etaSeconds', 0):.0f}s"))
+    if p.get("splitRecords"):
+        fields.append(("long records", f"{p['splitRecords']:,} split into {p['splitWindows']:,} windows of "
+                                       f"{p['windowTokens']:,} tokens"))
+    if p.get("maxSequenceLength"):
+        fields.append(("training length", f"{p['maxSequenceLength']:,} tokens"))
     if row.training_loss is not None:
         fields.append(("final training loss", f"{row.training_loss:.4f}"))
     if row.validation_loss is not None:

@@ -17,11 +17,7 @@ from tuneforge.catalog.checkpoint import COMPLETE_MARKER, check_checkpoint_dir, 
 from tuneforge.data.validate import TokenCounter, load_token_counter
 from tuneforge.errors import ModelFailure
 from tuneforge.inference.spec import WorkerSpec
-
-# The trainer's default maxSequenceLength (tuneforge.training.trainer.DEFAULT_MAX_LEN, which imports torch;
-# a test keeps the two equal): records must fit it unless the job sets maxSequenceLength.
-TRAINING_MAX_LEN = 1024
-FALLBACK_CONTEXT = 2048  # a config.json without a context length: the usual Llama-style default
+from tuneforge.training.lengths import FALLBACK_CONTEXT
 
 
 def ensure_checkpoint(spec: WorkerSpec) -> Path:
@@ -42,7 +38,3 @@ def model_token_counter(spec: WorkerSpec) -> tuple[TokenCounter, int]:
     config = check_checkpoint_dir(checkpoint)
     return load_token_counter(checkpoint), context_length(config) or FALLBACK_CONTEXT
 
-
-def training_max_len(context: int) -> int:
-    """The maxSequenceLength a job uses by default for a model with this context (as the trainer decides it)."""
-    return min(TRAINING_MAX_LEN, context)

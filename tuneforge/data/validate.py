@@ -1,8 +1,8 @@
 """Validate a customization data file before any training: one streaming pass, every problem reported.
 
     count = load_token_counter(checkpoint_dir)                  # tokenizer.json, no torch
-    report = validate_dataset("s3://bucket/train.jsonl", DatasetKind.FINE_TUNING,
-                              count_tokens=count, max_sequence_length=4096)
+    limit = record_limit(kind, context=8192, max_sequence_length=None, base_model_id=model_id, batch_size=8)
+    report = validate_dataset("s3://bucket/train.jsonl", DatasetKind.FINE_TUNING, count_tokens=count, limit=limit)
     if not report.ok:
         raise InvalidInput(report.failure_message(), field="trainingDataConfig.s3Uri")
     problems = check_combined([report, validation_report], DataLimits())   # training + validation records
@@ -10,6 +10,11 @@
 The file is read line by line through `tuneforge.storage` (local path, file:// or s3://), so memory stays
 bounded whatever its size: one line (at most `DataLimits.max_line_bytes`), one token batch and the first
 `max_problems` problems; the rest are only counted. Tokens are counted in batches of `BATCH_LINES` lines.
+
+Lengths: a record longer than `limit` (tuneforge.training.lengths.record_limit: the model's context, the job's
+maxSequenceLength or Bedrock's per-record limit for its own model ids) is a problem that names the limit, where it
+comes from and the fix. Continued pre-training records are not limited by the training length: with `window` (the
+trainer's row length) the report counts the records that will be split and the windows they make.
 
 Limits: record lengths of the chat form are estimates (contents plus `CHAT_TOKENS_PER_MESSAGE` per
 message; the real chat template is applied at training). A file over its size limit is rejected from its
@@ -28,6 +33,7 @@ from typing import Any, BinaryIO, Literal
 from tuneforge import storage
 from tuneforge.data.records import DatasetKind, Form, ParsedLine, Problem, parse_line, template_tokens
 from tuneforge.errors import InvalidInput, NotFound
+from tuneforge.training.lengths import RecordLimit
 
 TokenCounter = Callable[[list[str]], list[int]]
 """Token counts of a batch of texts, without special tokens (the validator adds EOS and template itself)."""
@@ -82,6 +88,9 @@ class ValidationReport:
     records: int = 0  # non-blank lines, valid or not
     tokens: int = 0  # over the valid records, EOS and (estimated) chat template included
     max_record_tokens: int = 0
+    window: int | None = None  # continued pre-training: the trainer's row length, if known
+    split_records: int = 0  # records longer than `window`, which the trainer splits ...
+    split_windows: int = 0  # ... into this many windows
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
     bytes: int = 0
@@ -96,8 +105,15 @@ class ValidationReport:
         if len(self.problems) < self.max_problems:
             self.problems.append(problem)
 
+    @property
+    def rows(self) -> int:
+        """Training rows: one per fine-tuning record; pre-training packs every token into rows of `window`."""
+        if self.kind == DatasetKind.CONTINUED_PRE_TRAINING and self.window:
+            return math.ceil(self.tokens / self.window)
+        return self.records
+
     def summary(self, batch_size: int, epochs: int, tokens_per_second: float | None = None) -> dict[str, Any]:
-        """Size of the training run this file makes: steps = ceil(records / batch_size) * epochs; seconds
+        """Size of the training run this file makes: steps = ceil(rows / batch_size) * epochs; seconds
         = tokens * epochs / tokens_per_second when a measured throughput is given (else None)."""
         for name, value in (("batch_size", batch_size), ("epochs", epochs)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -108,7 +124,10 @@ class ValidationReport:
             "records": self.records,
             "tokens": self.tokens,
             "max_record_tokens": self.max_record_tokens,
-            "steps": math.ceil(self.records / batch_size) * epochs,
+            "rows": self.rows,
+            "split_records": self.split_records,
+            "split_windows": self.split_windows,
+            "steps": math.ceil(self.rows / batch_size) * epochs,
             "estimated_seconds": self.tokens * epochs / tokens_per_second if tokens_per_second else None,
         }
 
@@ -151,7 +170,9 @@ def validate_dataset(
     kind: DatasetKind,
     *,
     count_tokens: TokenCounter,
-    max_sequence_length: int,
+    max_sequence_length: int | None = None,
+    limit: RecordLimit | None = None,
+    window: int | None = None,
     limits: DataLimits = DataLimits(),
     role: Role = "training",
     progress: Callable[[int], None] | None = None,
@@ -159,12 +180,21 @@ def validate_dataset(
 ) -> ValidationReport:
     """Stream `uri` and report every problem (see module docstring). `progress` gets the bytes read so far
     after each batch. Checks this file's record count against `limits`; the training + validation total is
-    `check_combined`'s job. Raises only for the storage (NotFound, AccessDenied, ...) and bad arguments."""
+    `check_combined`'s job. Raises only for the storage (NotFound, AccessDenied, ...) and bad arguments.
+
+    `max_sequence_length` is the job's maxSequenceLength, a shorthand: fine-tuning records must fit it (unless
+    `limit` says otherwise) and pre-training is split into windows of it (unless `window` says otherwise)."""
     if role not in ("training", "validation"):
         raise InvalidInput(f"role must be 'training' or 'validation', got {role!r}", field="role")
-    if isinstance(max_sequence_length, bool) or not isinstance(max_sequence_length, int) or max_sequence_length < 2:
-        raise InvalidInput(f"max_sequence_length must be an integer >= 2, got {max_sequence_length!r}", field="max_sequence_length")
-    report = ValidationReport(uri=str(uri), kind=kind, role=role, max_problems=max_problems)
+    for name, value in (("max_sequence_length", max_sequence_length), ("window", window)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
+            raise InvalidInput(f"{name} must be an integer >= 2, got {value!r}", field=name)
+    if max_sequence_length is not None:
+        if kind == DatasetKind.CONTINUED_PRE_TRAINING:
+            window = window or max_sequence_length
+        elif limit is None:
+            limit = RecordLimit(max_sequence_length, "the job's maxSequenceLength", "shorten the record or raise maxSequenceLength")
+    report = ValidationReport(uri=str(uri), kind=kind, role=role, max_problems=max_problems, window=window)
     max_bytes = limits.max_bytes(kind, role)
     size = _object_size(uri)
     if size is not None and size > max_bytes:
@@ -184,10 +214,10 @@ def validate_dataset(
             if parsed.record is not None:
                 pending.append((line, parsed))
             if line % BATCH_LINES == 0:
-                _flush(pending, held, report, count_tokens, max_sequence_length)
+                _flush(pending, held, report, count_tokens, limit)
                 if progress is not None:
                     progress(report.bytes)
-    _flush(pending, held, report, count_tokens, max_sequence_length)
+    _flush(pending, held, report, count_tokens, limit)
     if progress is not None:
         progress(report.bytes)
     if report.bytes > max_bytes:  # the size was unknown up front, or the file grew
@@ -260,7 +290,7 @@ def _lines(f: BinaryIO, max_bytes: int) -> Iterator[tuple[bytes | None, int]]:
 
 
 def _flush(pending: list[tuple[int, ParsedLine]], held: list[Problem], report: ValidationReport,
-           count_tokens: TokenCounter, max_sequence_length: int) -> None:
+           count_tokens: TokenCounter, limit: RecordLimit | None) -> None:
     """Count the batch's tokens in one call, add length problems, then add the batch's problems in line order."""
     texts = [t for _, parsed in pending for t in parsed.texts]
     counts = count_tokens(texts) if texts else []
@@ -274,8 +304,11 @@ def _flush(pending: list[tuple[int, ParsedLine]], held: list[Problem], report: V
         start = end
         report.tokens += tokens
         report.max_record_tokens = max(report.max_record_tokens, tokens)
-        if tokens > max_sequence_length:
-            held.append(Problem(line, None, _too_long(parsed.form, tokens, max_sequence_length)))
+        if report.window and tokens > report.window:
+            report.split_records += 1
+            report.split_windows += math.ceil(tokens / report.window)
+        if limit is not None and tokens > limit.tokens:
+            held.append(Problem(line, None, _too_long(parsed.form, tokens, limit)))
     held.sort(key=lambda p: p.line or 0)  # stable: a line's own problems keep their order
     for problem in held:
         report.add(problem)
@@ -283,14 +316,14 @@ def _flush(pending: list[tuple[int, ParsedLine]], held: list[Problem], report: V
     held.clear()
 
 
-def _too_long(form: Form, tokens: int, limit: int) -> str:
+def _too_long(form: Form, tokens: int, limit: RecordLimit) -> str:
     counted = {
         Form.PROMPT_COMPLETION: "prompt + completion + EOS",
         Form.INPUT: "input + EOS",
         Form.CHAT: "message contents + an estimated chat template",
     }[form]
-    return (f"record is too long by {tokens - limit:,} tokens: {counted} = {tokens:,} tokens, the model's "
-            f"max_sequence_length is {limit:,}; shorten or split it")
+    return (f"record is too long by {tokens - limit.tokens:,} tokens: {counted} = {tokens:,} tokens, more than "
+            f"{limit.source} of {limit.tokens:,} tokens; {limit.fix}")
 
 
 def _too_big(size: int, limit: int, kind: DatasetKind, role: Role) -> Problem:

@@ -31,8 +31,7 @@ from typing import Any
 from tuneforge.errors import InvalidInput, TuneforgeError
 from tuneforge.inference.params import GenerationRequest, Message, SamplingParams
 from tuneforge.inference.spec import WorkerSpec
-
-DEFAULT_MAX_LEN = 1024  # as the trainer (tuneforge.training.trainer.DEFAULT_MAX_LEN)
+from tuneforge.training.lengths import DEFAULT_MAX_LEN  # perplexity windows as long as pre-training's rows
 
 
 def _send(payload: dict[str, Any]) -> None:

@@ -35,7 +35,8 @@ from tuneforge.jobs.states import JobStatus, StageStatus, close_open_stages, set
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.settings import Settings, load_settings
 from tuneforge.training.hparams import parse_hyperparameters
-from tuneforge.training.trainer import DEFAULT_MAX_LEN, TrainConfig, train
+from tuneforge.training.lengths import FALLBACK_CONTEXT, record_limit, training_length
+from tuneforge.training.trainer import TrainConfig, train
 
 HEARTBEAT_SECONDS = 2.0  # how often progress and the heartbeat reach the database
 SLOT_POLL_SECONDS = 1.0
@@ -85,6 +86,9 @@ class JobProcess:
 
     # ---- the job --------------------------------------------------------------------------------
     def run(self) -> None:
+        if self.job.status != JobStatus.IN_PROGRESS.value:  # stopped or ended before this process started
+            print(f"job {self.job_id} is {self.job.status}: nothing to do", flush=True)
+            return
         me = runner.this_process()
         self.save(pid=me.pid, pid_started_at=me.started_at, host=me.host, heartbeat_at=utcnow())
         with self.slot():
@@ -95,7 +99,7 @@ class JobProcess:
         slots = self.settings.home / "jobs" / ".slots"
         slots.mkdir(parents=True, exist_ok=True)
         while True:
-            if self.stop_requested:
+            if self.stop_requested or self.status() != JobStatus.IN_PROGRESS.value:  # a lost signal must not leave it waiting
                 raise StopRequested()
             if self._first_in_queue():
                 for k in range(self.settings.job_concurrency):
@@ -135,10 +139,14 @@ class JobProcess:
         checkpoint = Path(spec.checkpoint)
         hparams = parse_hyperparameters(job.hyperparameters, family=model_family(job.base_model_id))
         count_tokens = load_token_counter(checkpoint)
-        context = context_length(check_checkpoint_dir(checkpoint)) or DEFAULT_MAX_LEN
-        max_len = hparams.max_sequence_length or min(DEFAULT_MAX_LEN, context)  # as the trainer decides it
-        reports = [validate_dataset(job.training_data_uri, kind, count_tokens=count_tokens, max_sequence_length=max_len, role="training")]
-        reports += [validate_dataset(uri, kind, count_tokens=count_tokens, max_sequence_length=max_len, role="validation")
+        context = context_length(check_checkpoint_dir(checkpoint)) or FALLBACK_CONTEXT
+        # the row length pre-training splits documents into (and a check of maxSequenceLength against the context)
+        window = training_length(kind, context=context, max_sequence_length=hparams.max_sequence_length)
+        limit = record_limit(kind, context=context, max_sequence_length=hparams.max_sequence_length,
+                             base_model_id=job.base_model_id, batch_size=hparams.batch_size)
+        lengths = {"limit": limit, "window": window if kind == DatasetKind.CONTINUED_PRE_TRAINING else None}
+        reports = [validate_dataset(job.training_data_uri, kind, count_tokens=count_tokens, role="training", **lengths)]
+        reports += [validate_dataset(uri, kind, count_tokens=count_tokens, role="validation", **lengths)
                     for uri in job.validation_data_uris]
         bad = [r for r in reports if not r.ok]
         combined = check_combined(reports)
@@ -157,19 +165,25 @@ class JobProcess:
 
         # 3. training (the trainer writes Bedrock's metric CSVs as it goes; they are copied out at the end)
         self.stage("trainingDetails", StageStatus.IN_PROGRESS)
-        steps_per_epoch = math.ceil(math.ceil(reports[0].records / hparams.batch_size) / hparams.gradient_accumulation_steps)
+        # an estimate until the trainer reports its own count (pre-training packs tokens, not records, into rows)
+        steps_per_epoch = math.ceil(math.ceil(reports[0].rows / hparams.batch_size) / hparams.gradient_accumulation_steps)
         total_steps = steps_per_epoch * hparams.epoch_count
         started, first_step = time.monotonic(), None
+        self.heartbeat({"phase": "training", "step": 0, "totalSteps": total_steps, "epochs": hparams.epoch_count,
+                        "trainingTokens": reports[0].tokens * hparams.epoch_count, **self._length_progress(reports[0])},
+                       force=True)
 
         def on_step(m) -> None:
             nonlocal first_step
             done = m.step + 1
             first_step = m.step if first_step is None else first_step
             elapsed = time.monotonic() - started
+            steps = m.total_steps or total_steps
             self.heartbeat({
-                "phase": "training", "step": done, "totalSteps": total_steps, "epoch": m.epoch + 1,
+                **(self.job.progress or {}),
+                "phase": "training", "step": done, "totalSteps": steps, "epoch": m.epoch + 1,
                 "epochs": hparams.epoch_count, "trainingLoss": m.loss, "tokensPerSecond": m.tokens_per_second,
-                "etaSeconds": elapsed / max(done - first_step, 1) * (total_steps - done),
+                "tokensTrained": m.tokens_trained, "etaSeconds": elapsed / max(done - first_step, 1) * (steps - done),
             })
 
         result = train(
@@ -190,11 +204,19 @@ class JobProcess:
             status=JobStatus.COMPLETED.value, end_time=utcnow(), output_model_arn=model.model_arn,
             training_loss=result.training_loss, validation_loss=result.validation_loss,
             progress={**(self.job.progress or {}), "phase": "completed", "step": result.steps, "totalSteps": result.steps,
-                      "epoch": result.epochs, "etaSeconds": 0.0},
+                      "epoch": result.epochs, "etaSeconds": 0.0, "maxSequenceLength": result.max_len,
+                      "tokensTrained": result.tokens_trained},
         )
         # the model is registered (encrypted when asked): drop the plaintext copies and checkpoints
         shutil.rmtree(self.outputs.local / "checkpoints", ignore_errors=True)
         shutil.rmtree(result.artifact_dir, ignore_errors=True)
+
+    @staticmethod
+    def _length_progress(report) -> dict:
+        """What validation found about lengths, for `jobs get`: records split into windows (pre-training)."""
+        if report.window is None:
+            return {}
+        return {"windowTokens": report.window, "splitRecords": report.split_records, "splitWindows": report.split_windows}
 
     def finish(self, status: JobStatus, stage_status: StageStatus, message: str | None = None) -> None:
         now = utcnow()
@@ -214,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         job.run()
         return 0
     except StopRequested:
-        job.finish(JobStatus.STOPPED, StageStatus.STOPPED)
+        if job.status() in (JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value):  # never overwrite an ended job
+            job.finish(JobStatus.STOPPED, StageStatus.STOPPED)
         print(f"job {job_id} stopped", flush=True)
         return 0
     except TuneforgeError as exc:

@@ -18,11 +18,12 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from tuneforge import storage
 from tuneforge.catalog.entries import Customization
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import session_scope, utcnow
 from tuneforge.db.tables import CustomizationJobRow, CustomModelRow
-from tuneforge.errors import Conflict, InvalidInput, NotFound
+from tuneforge.errors import AccessDenied, Conflict, InvalidInput, NotFound
 from tuneforge.jobs import runner
 from tuneforge.jobs.spec import JobRequest
 from tuneforge.jobs.states import TERMINAL, JobStatus, StageStatus, check_transition, close_open_stages, initial_details
@@ -51,6 +52,16 @@ def model_family(identifier: str) -> str:
     if model_id.startswith("amazon.titan"):
         return "titan"
     return "default"
+
+
+def require_readable(uri: str, field: str) -> None:
+    """Refuse a data object that is missing or unreadable when the job is created, not after it queued and started.
+    Reads one byte: that proves the object exists and that these credentials may read it."""
+    try:
+        with storage.open_read(uri) as f:
+            f.read(1)
+    except (NotFound, AccessDenied, InvalidInput) as exc:  # storage's messages name the location and the fix
+        raise InvalidInput(f"{field}: {exc.message}", field=field) from exc
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,9 @@ class JobService:
         parse_hyperparameters(request.hyperparameters, family=model_family(request.base_model_identifier))
         check_tags(request.job_tags, "jobTags")
         check_tags(request.custom_model_tags, "customModelTags")  # stored on the model when the job registers it
+        require_readable(request.training_data_uri, "trainingDataConfig.s3Uri")
+        for i, uri in enumerate(request.validation_data_uris):
+            require_readable(uri, f"validationDataConfig.validators[{i}].s3Uri")
         if request.kms_key_id:  # a missing key fails the request now, not after hours of training
             get_key(self.settings.home, request.kms_key_id)
         job_id = new_id()
@@ -233,6 +247,8 @@ class JobService:
         return acted
 
     def _finish_if_dead(self, row: CustomizationJobRow) -> bool:
+        if row.status not in (JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value):
+            return False  # it ended (a stopped job's process exits on its own): nothing to restart or close
         alive = runner.is_alive(row.pid, row.pid_started_at, row.host)
         if row.pid is None and row.heartbeat_at is not None and utcnow() - row.heartbeat_at < timedelta(seconds=STARTING_GRACE_SECONDS):
             alive = True  # created or restarted a moment ago; its process is being started

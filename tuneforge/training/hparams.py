@@ -21,10 +21,10 @@ learning rate, as is usual for updating all weights.
 
 Our keys, the same for every family (defaults in `_OURS`): method lora|full, loraRank, loraAlpha,
 loraDropout, loraTargetModules ("all-linear" or comma-separated module names such as q_proj,v_proj),
-maxSequenceLength (default: the model's context, at most 1024), gradientAccumulationSteps, seed, weightDecay, checkpointEveryEpochs.
+maxSequenceLength (default: tuneforge.training.lengths decides it), gradientAccumulationSteps, seed, weightDecay, checkpointEveryEpochs.
 
-Limits: Titan's per-batch-size token caps (4,096 tokens at batch 1, 2,048 above) are not enforced here;
-maxSequenceLength is checked against the model's context when training starts.
+Record lengths are not checked here: Titan's per-batch-size token caps and maxSequenceLength against the model's
+context are checked when the job validates its data (tuneforge.training.lengths), where the context is known.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Hyperparameters:
     lora_alpha: int = 32
     lora_dropout: float = 0.0
     lora_target_modules: tuple[str, ...] = (ALL_LINEAR,)
-    max_sequence_length: int | None = None  # None: the model's context, at most 1024
+    max_sequence_length: int | None = None  # None: tuneforge.training.lengths.training_length decides
     gradient_accumulation_steps: int = 1
     seed: int = 42
     weight_decay: float = 0.0

@@ -54,11 +54,11 @@ from tuneforge.training.data import (
     IGNORE, Batch, Example, collate, epoch_batches, fine_tuning_examples, forward_chunks, pretraining_rows,
 )
 from tuneforge.training.hparams import ALL_LINEAR, Hyperparameters
+from tuneforge.training.lengths import DEFAULT_MAX_LEN, training_length
 from tuneforge.training.metrics import TRAINING_COLUMNS, TRAINING_CSV, VALIDATION_COLUMNS, VALIDATION_CSV, MetricsCsv, perplexity
 
 Records = Sequence[Mapping[str, Any]] | Callable[[], Iterable[Mapping[str, Any]]]
 ARTIFACT_FILE = "tuneforge-artifact.json"
-DEFAULT_MAX_LEN = 1024  # maxSequenceLength when not given, capped by the model's context
 MAX_GRAD_NORM = 1.0
 # Padded tokens in one forward pass. Activations kept for backward take 2-3 MB a token for SmolLM2-135M (RSS,
 # bf16 autocast or fp32), so 4-6 GB; a bigger micro-batch is split into several passes (data.forward_chunks).
@@ -91,6 +91,8 @@ class StepMetrics:
     tokens: int  # learned tokens in the step
     tokens_per_second: float  # input tokens (padding excluded) per second of the step
     grad_norm: float
+    tokens_trained: int = 0  # input tokens (padding excluded) of every step so far, before a resume included
+    total_steps: int = 0  # optimizer steps of the whole run
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ class TrainResult:
     tokens_per_second: float
     examples: int
     truncated: int  # fine-tuning examples cut at maxSequenceLength
+    max_len: int = DEFAULT_MAX_LEN  # the training length used (tuneforge.training.lengths)
+    tokens_trained: int = 0  # input tokens (padding excluded) of every step, before a resume included
 
 
 # ---- build ----------------------------------------------------------------------------------------------------------
@@ -273,18 +277,18 @@ def train(
     tokenizer = AutoTokenizer.from_pretrained(cfg.base)
     model = _build_model(cfg, checkpoint, device)
     context = int(getattr(model.config, "max_position_embeddings", 0) or DEFAULT_MAX_LEN)
-    max_len = hp.max_sequence_length or min(DEFAULT_MAX_LEN, context)
-    if max_len > context:
-        raise InvalidInput(f"hyperParameters.maxSequenceLength: {max_len} is longer than the model's context of {context}: "
-                           f"use at most {context}", field="hyperParameters")
+    # Pre-training: rows of the training length. Fine-tuning without maxSequenceLength: examples are cut only at
+    # the context (the validator refuses longer ones), and the length is then what the longest example needs.
+    cut_at = training_length(cfg.kind, context=context, max_sequence_length=hp.max_sequence_length, longest=context)
     eos = model.generation_config.eos_token_id if model.generation_config else None
     eos_ids = [tokenizer.eos_token_id] + [e for e in (eos if isinstance(eos, list) else [eos]) if e not in (None, tokenizer.eos_token_id)]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
-    examples, truncated = _examples(cfg, cfg.training, tokenizer, max_len, eos_ids, "training")
+    examples, truncated = _examples(cfg, cfg.training, tokenizer, cut_at, eos_ids, "training")
     if not examples:
         raise InvalidInput("the training data holds no example to learn from", field="trainingDataConfig")
-    validation = _examples(cfg, cfg.validation, tokenizer, max_len, eos_ids, "validation")[0] if cfg.validation is not None else []
+    validation = _examples(cfg, cfg.validation, tokenizer, cut_at, eos_ids, "validation")[0] if cfg.validation is not None else []
     lengths = [len(e.input_ids) for e in examples]
+    max_len = training_length(cfg.kind, context=context, max_sequence_length=hp.max_sequence_length, longest=max(lengths))
 
     # ---- optimizer, schedule, position
     micro_batches = math.ceil(len(examples) / hp.batch_size)
@@ -293,13 +297,15 @@ def train(
     optimizer = _optimizer(model, hp)
     scheduler = _schedule(optimizer, hp.warmup_steps, total_steps)
     identity = {"hyperparameters": hp.to_dict(), "examples": len(examples), "kind": str(cfg.kind)}
-    step = _restore(checkpoint, optimizer, scheduler, identity)["step"] if checkpoint else 0
+    restored = _restore(checkpoint, optimizer, scheduler, identity) if checkpoint else {}
+    step, tokens_before = restored.get("step", 0), restored.get("tokens_trained", 0)
     resumed_from = step - 1 if checkpoint else None  # metric rows past it are replayed, so dropped
     train_csv = MetricsCsv(cfg.output / TRAINING_CSV, TRAINING_COLUMNS, keep_through_step=resumed_from)
     val_csv = MetricsCsv(cfg.output / VALIDATION_CSV, VALIDATION_COLUMNS, keep_through_step=resumed_from) if validation else None
 
     def save(at: int) -> Path:
-        state = {**identity, "step": at, "epoch": at // steps_per_epoch, "step_in_epoch": at % steps_per_epoch}
+        state = {**identity, "step": at, "epoch": at // steps_per_epoch, "step_in_epoch": at % steps_per_epoch,
+                 "tokens_trained": tokens_before + seen_tokens}
         return _save_checkpoint(cfg.output, at, state, model, optimizer, scheduler, lora)
 
     # ---- loop
@@ -338,7 +344,8 @@ def train(
             loss = total / learned
             train_csv.write(step, epoch, loss)
             if on_step is not None:
-                on_step(StepMetrics(step, epoch, loss, perplexity(loss), learning_rate, learned, tokens / elapsed, grad_norm))
+                on_step(StepMetrics(step, epoch, loss, perplexity(loss), learning_rate, learned, tokens / elapsed, grad_norm,
+                                    tokens_trained=tokens_before + seen_tokens, total_steps=total_steps))
             step += 1
         if stopped:
             break
@@ -351,10 +358,10 @@ def train(
     if val_csv is not None:
         val_csv.close()
 
-    summary = {"steps": step, "trainingLoss": loss, "validationLoss": val_loss}
+    summary = {"steps": step, "trainingLoss": loss, "validationLoss": val_loss, "maxSequenceLength": max_len}
     artifact = None if stopped else _save_artifact(cfg, model, tokenizer, summary)
     return TrainResult(
         training_loss=loss, validation_loss=val_loss, steps=step, epochs=step // steps_per_epoch, stopped=stopped,
         artifact_dir=artifact, tokens_per_second=seen_tokens / busy if busy else 0.0, examples=len(examples),
-        truncated=truncated,
+        truncated=truncated, max_len=max_len, tokens_trained=tokens_before + seen_tokens,
     )
