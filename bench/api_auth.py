@@ -1,6 +1,7 @@
 """What does authentication cost per request? A signed server (baseline: the same server with --no-auth), same run.
 
     python bench/api_auth.py [--requests 300] [--keys 50]
+    python bench/api_auth.py --requests 3 --keys 2        # smoke run (CI)
 
 Each case runs `tuneforge serve` as a subprocess on a fresh TUNEFORGE_HOME and times sequential boto3
 ListFoundationModels calls (SigV4 verification: one key lookup and one AES-GCM decryption per request), and
@@ -17,8 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import botocore
-import httpx
+from _preflight import require  # bench/ is sys.path[0] when a benchmark runs
+
+require("tuneforge", "botocore", "httpx")
+
+import botocore  # noqa: E402
+import httpx  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.api_server import Server, create_key  # noqa: E402  (the tests' real-server harness)

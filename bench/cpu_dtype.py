@@ -1,10 +1,12 @@
 """Which dtype should the default model run in on this CPU? float32 (baseline) vs bfloat16, same run.
 
     python bench/cpu_dtype.py [--tokens 64] [--threads N]
+    python bench/cpu_dtype.py --tokens 4 --passages 1     # smoke run (CI)
 
 Speed: decode tokens/s at batch 1 (greedy, 64 new tokens, after a warm-up) and prefill tokens/s on a
-~400-token prompt. Quality: perplexity of each dtype on a fixed passage (teacher forcing) and how many of
-the float32 greedy tokens bfloat16 reproduces. Prints each figure with its ratio against float32.
+~400-token prompt (`--passages` 3 copies of a ~130-token passage). Quality: perplexity of each dtype on the same
+prompt (teacher forcing) and how many of the float32 greedy tokens bfloat16 reproduces. Prints each figure with
+its ratio against float32.
 """
 
 from __future__ import annotations
@@ -13,14 +15,18 @@ import argparse
 import math
 import time
 
-import torch
+from _preflight import require  # bench/ is sys.path[0] when a benchmark runs
 
-from tuneforge.catalog.builtin import BUILTIN_MODELS, DEFAULT_MODEL_ID, package_path
-from tuneforge.inference.device import cpu_has_native_bf16
-from tuneforge.inference.engine import LocalEngine
-from tuneforge.inference.materialize import materialize_gguf
-from tuneforge.inference.params import GenerationRequest, Message, SamplingParams
-from tuneforge.settings import load_settings
+require("tuneforge", "torch", "transformers")
+
+import torch  # noqa: E402
+
+from tuneforge.catalog.builtin import BUILTIN_MODELS, DEFAULT_MODEL_ID, package_path  # noqa: E402
+from tuneforge.inference.device import cpu_has_native_bf16  # noqa: E402
+from tuneforge.inference.engine import LocalEngine  # noqa: E402
+from tuneforge.inference.materialize import materialize_gguf  # noqa: E402
+from tuneforge.inference.params import GenerationRequest, Message, SamplingParams  # noqa: E402
+from tuneforge.settings import load_settings  # noqa: E402
 
 PASSAGE = (
     "A customer walks up to the front desk of a hotel and says that he has a reservation. The receptionist asks "
@@ -29,11 +35,11 @@ PASSAGE = (
     "evening, and that checkout is at noon. The customer asks whether he can pay by credit card, and she tells "
     "him that the hotel accepts most major cards. She hands him the key to his room on the fifth floor and "
     "wishes him a pleasant stay. "
-) * 3
+)
 
 
-def perplexity(engine: LocalEngine) -> float:
-    ids = torch.tensor([engine.tokenizer(PASSAGE)["input_ids"]])
+def perplexity(engine: LocalEngine, passage: str) -> float:
+    ids = torch.tensor([engine.tokenizer(passage)["input_ids"]])
     with torch.inference_mode():
         loss = engine.model(ids, labels=ids).loss.float()
     return math.exp(loss.item())
@@ -43,7 +49,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--passages", type=int, default=3, help="copies of the passage in the prefill prompt and the perplexity text")
     args = parser.parse_args()
+    passage = PASSAGE * args.passages
     torch.set_num_threads(args.threads)
     settings = load_settings()
     entry = next(m for m in BUILTIN_MODELS if m.model_id == DEFAULT_MODEL_ID)
@@ -53,7 +61,7 @@ def main() -> None:
         messages=(Message("user", "Explain in a few sentences how a hotel check-in works."),),
         params=SamplingParams(temperature=0.0, max_tokens=args.tokens),
     )
-    prefill = GenerationRequest(prompt=PASSAGE, params=SamplingParams(temperature=0.0, max_tokens=1))
+    prefill = GenerationRequest(prompt=passage, params=SamplingParams(temperature=0.0, max_tokens=1))
     rows = {}
     for dtype in ("float32", "bfloat16"):
         engine = LocalEngine(checkpoint, device="cpu", dtype=dtype)
@@ -64,7 +72,7 @@ def main() -> None:
         started = time.perf_counter()
         p = engine.generate(prefill)
         prefill_rate = p.prompt_tokens / (time.perf_counter() - started)
-        rows[dtype] = {"decode": decode, "prefill": prefill_rate, "ppl": perplexity(engine),
+        rows[dtype] = {"decode": decode, "prefill": prefill_rate, "ppl": perplexity(engine, passage),
                        "ids": engine.tokenizer(result.text)["input_ids"]}
         del engine
     base, bf16 = rows["float32"], rows["bfloat16"]

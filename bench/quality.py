@@ -2,7 +2,8 @@
 (perplexity before/after), on the default model, with the product's own data preparation, trainer and evaluation.
 
     python bench/quality.py                                            # full size: about an hour at --threads 1
-    python bench/quality.py --train-records 16 --eval-records 4 --chapters 1 --eval-chapters 14   # smoke run
+    python bench/quality.py --train-records 2 --eval-records 2 --max-tokens 8 --chapters 1 --cpt-chunks 2 \
+        --chunk-tokens 128 --eval-chapters 14 --eval-chars 2000                    # smoke run (CI)
 
 1. Fine-tuning (Bedrock demo 1): the first `--train-records` (1,000) dialogues of DialogSum's train.jsonl become
    prompt/completion records with the reference prompt ("Summarize the simplest and most interesting part of the
@@ -15,9 +16,10 @@
    (the base is an instruct model; the raw prompt is what fine-tuning trains on, so it is the like-for-like row).
 2. Continued pre-training (Bedrock demo 2): chapters 01..`--chapters` (12) of the rlhf-book (Markdown) become
    {"input"} records with `tuneforge.data.from_docs` (chunks of at most the training length - 1 tokens of the
-   model's tokenizer, 10% overlap), validated, trained one epoch with the default hyperparameters. Perplexity of
-   the base and the custom model on `--eval-chapters` (13 and 14), which training never saw, measured as the
-   trainer measures validation loss (`tuneforge.evaluation`: windows of the training length).
+   model's tokenizer, or `--chunk-tokens`, 10% overlap; the first `--cpt-chunks` of them if given), validated,
+   trained one epoch with the default hyperparameters. Perplexity of the base and the custom model on
+   `--eval-chapters` (13 and 14; their first `--eval-chars` characters if given), which training never saw,
+   measured as the trainer measures validation loss (`tuneforge.evaluation`: windows of the training length).
 
 Prints both tables, the training figures (records, steps, final loss, tokens/s) and the wall time of each phase.
 The book was written in 2025-26, after SmolLM2 was trained, so its text is new to the base model. Models are
@@ -28,37 +30,34 @@ Limits: one seed, one run; a small smoke run says the pipeline works, not how go
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
+from _preflight import require, shared_data  # bench/ is sys.path[0] when a benchmark runs
 
-from tuneforge.catalog.builtin import BUILTIN_MODELS, DEFAULT_MODEL_ID, package_path
-from tuneforge.catalog.entries import Customization
-from tuneforge.data import DatasetKind, load_token_counter, read_records, validate_dataset
-from tuneforge.data.from_docs import documents_to_records
-from tuneforge.data.from_table import PromptTemplate, load_table, table_to_records, write_jsonl
-from tuneforge.evaluation import EvalModel, PromptRow, compare_perplexity, compare_rouge, load_texts
-from tuneforge.inference.materialize import materialize_gguf
-from tuneforge.inference.spec import WorkerSpec
-from tuneforge.settings import load_settings
-from tuneforge.training import TrainConfig, parse_hyperparameters, train
-from tuneforge.training.trainer import DEFAULT_MAX_LEN
+require("tuneforge", "torch", "transformers", "peft", "datasets", "rouge_score", "rich")
 
-REPO = Path(__file__).resolve().parent.parent
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from tuneforge.catalog.builtin import BUILTIN_MODELS, DEFAULT_MODEL_ID, package_path  # noqa: E402
+from tuneforge.catalog.entries import Customization  # noqa: E402
+from tuneforge.data import DatasetKind, load_token_counter, read_records, validate_dataset  # noqa: E402
+from tuneforge.data.from_docs import documents_to_records  # noqa: E402
+from tuneforge.data.from_table import PromptTemplate, load_table, table_to_records, write_jsonl  # noqa: E402
+from tuneforge.evaluation import EvalModel, PromptRow, compare_perplexity, compare_rouge, load_texts  # noqa: E402
+from tuneforge.inference.materialize import materialize_gguf  # noqa: E402
+from tuneforge.inference.spec import WorkerSpec  # noqa: E402
+from tuneforge.settings import load_settings  # noqa: E402
+from tuneforge.training import TrainConfig, parse_hyperparameters, train  # noqa: E402
+from tuneforge.training.trainer import DEFAULT_MAX_LEN  # noqa: E402
+
 PROMPT = "Summarize the simplest and most interesting part of the following conversation.\n\n{dialogue}\n\nSummary: "
 console = Console()
-
-
-def shared_data() -> Path:
-    shared = Path(os.environ.get("TUNEFORGE_SHARED_DATA", REPO.parent / "shared" / "data"))
-    if not (shared / "dialogsum").is_dir() or not (shared / "rlhf-book").is_dir():
-        raise SystemExit(f"the shared data is not at {shared}: put it at ../shared/data or set TUNEFORGE_SHARED_DATA")
-    return shared
 
 
 def default_checkpoint() -> Path:
@@ -122,15 +121,17 @@ def continued_pre_training(shared: Path, checkpoint: Path, work: Path, args: arg
     evaluation = [c for c in chapters if int(c.name[:2]) in args.eval_chapters]
     if set(training) & set(evaluation):
         raise SystemExit("--chapters and --eval-chapters overlap: perplexity must be measured on text training never saw")
-    conversion = documents_to_records(training, count_tokens=load_token_counter(checkpoint), max_tokens=DEFAULT_MAX_LEN - 1)
-    write_jsonl(conversion.records, work / "cpt-train.jsonl")
+    conversion = documents_to_records(training, count_tokens=load_token_counter(checkpoint), max_tokens=args.chunk_tokens or DEFAULT_MAX_LEN - 1)
+    records = conversion.records[: args.cpt_chunks] if args.cpt_chunks else conversion.records
+    write_jsonl(records, work / "cpt-train.jsonl")
     console.print(f"[bold]continued pre-training[/] on chapters {', '.join(c.name[:2] for c in training)}: "
-                  f"{len(conversion.records)} chunks, {conversion.tokens:,} tokens")
+                  f"{len(records)} of {len(conversion.records)} chunks ({conversion.tokens:,} tokens in all)")
     figures, result = train_on(work / "cpt-train.jsonl", DatasetKind.CONTINUED_PRE_TRAINING, checkpoint, work / "cpt", args.threads)
     models = [EvalModel("base", WorkerSpec("base", str(checkpoint))),
               EvalModel("custom (continued pre-training)", WorkerSpec("custom", str(checkpoint), adapter=str(result.artifact_dir)))]
     started = time.perf_counter()
-    ppl = compare_perplexity(models, load_texts(evaluation), threads=args.threads)
+    texts = [dataclasses.replace(t, text=t.text[: args.eval_chars]) for t in load_texts(evaluation)]
+    ppl = compare_perplexity(models, texts, threads=args.threads)
     figures["eval_seconds"] = time.perf_counter() - started
     table = Table(title=f"Perplexity on chapters {', '.join(c.name[:2] for c in evaluation)} "
                         f"({ppl.results[0].tokens:,} tokens predicted, windows of {ppl.results[0].max_length})")
@@ -139,7 +140,7 @@ def continued_pre_training(shared: Path, checkpoint: Path, work: Path, args: arg
     for r in ppl.results:
         table.add_row(r.label, f"{r.perplexity:.3f}", f"{r.loss:.4f}")
     console.print(table)
-    return {**figures, "chunks": len(conversion.records), "perplexity": {r.label: r.perplexity for r in ppl.results}}
+    return {**figures, "chunks": len(records), "perplexity": {r.label: r.perplexity for r in ppl.results}}
 
 
 def main() -> None:
@@ -149,6 +150,9 @@ def main() -> None:
     parser.add_argument("--chapters", type=int, default=12, help="train on rlhf-book chapters 01..N")
     parser.add_argument("--eval-chapters", type=lambda s: [int(x) for x in s.split(",")], default=[13, 14],
                         help="comma-separated chapter numbers for perplexity (default 13,14)")
+    parser.add_argument("--eval-chars", type=int, default=None, help="score the first N characters of each (default: all)")
+    parser.add_argument("--cpt-chunks", type=int, default=None, help="train on the first N chunks only (default: all)")
+    parser.add_argument("--chunk-tokens", type=int, default=None, help="tokens per chunk (default: the training length - 1)")
     parser.add_argument("--max-tokens", type=int, default=128, help="most tokens generated per ROUGE row")
     parser.add_argument("--base-chat", action="store_true", help="also score the base model with its chat template")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (training and evaluation)")
@@ -156,12 +160,12 @@ def main() -> None:
     parser.add_argument("--skip-cpt", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
+    shared = shared_data("dialogsum/train.jsonl", "dialogsum/dev.jsonl", "rlhf-book/chapters")  # before any work
 
     import transformers
 
     transformers.logging.set_verbosity_error()  # keep the figures readable: no weight-loading bars or deprecation notes
     transformers.utils.logging.disable_progress_bar()
-    shared = shared_data()
     started = time.perf_counter()
     console.print(f"load average {'{:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())}; train records {args.train_records}, "
                   f"eval rows {args.eval_records}, chapters 01-{args.chapters:02d}, eval chapters {args.eval_chapters}")

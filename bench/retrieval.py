@@ -2,13 +2,15 @@
 
     OMP_NUM_THREADS=2 HF_HUB_OFFLINE=1 python bench/retrieval.py                 # UKFIN split, MiniLM
     python bench/retrieval.py --split ADGM --distractors 300 -k 5 --limit 50
+    python bench/retrieval.py --split ADGM --distractors 5 --limit 5              # smoke run (CI)
 
-Corpus: every gold passage (source and target) of an XRefRAG dev split (/work/shared/data/xrefrag), one chunk
-each, plus optionally `--distractors` documents of /work/shared/data/uscode-securities (other regulatory text,
-first chunk each). Each question has two gold passages: recall@k is the fraction of them in the top k, MRR the
-mean of 1/rank of the first gold passage found in the top `--depth` (0 when none). Embeddings come from the
-default embedding model (all-MiniLM-L6-v2) in a worker process; the store is the embedded SqliteStore; the
-search code is tuneforge.knowledge.retrieve's (RRF fusion, same candidate depth).
+Corpus: every gold passage (source and target) of an XRefRAG dev split (xrefrag/ in the shared data: ../shared/data
+beside the repository, or $TUNEFORGE_SHARED_DATA), one chunk each, plus optionally `--distractors` documents of
+uscode-securities/ (other regulatory text, first chunk each). Each question has two gold passages: recall@k is
+the fraction of them in the top k, MRR the mean of 1/rank of the first gold passage found in the top `--depth`
+(0 when none). Embeddings come from the default embedding model (all-MiniLM-L6-v2) in a worker process; the
+store is the embedded SqliteStore; the search code is tuneforge.knowledge.retrieve's (RRF fusion, same candidate
+depth).
 """
 
 from __future__ import annotations
@@ -19,24 +21,27 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from _preflight import require, shared_data  # bench/ is sys.path[0] when a benchmark runs
 
-from tuneforge.catalog.builtin import DEFAULT_EMBEDDING_MODEL_ID, package_path
-from tuneforge.inference.spec import WorkerSpec
-from tuneforge.knowledge.retrieve import HYBRID_CANDIDATES, reciprocal_rank_fusion
-from tuneforge.knowledge.stores import SqliteStore, StoredChunk
-from tuneforge.serving.client import WorkerProcess
+require("tuneforge", "numpy", "sentence_transformers")
 
-DATA = Path("/work/shared/data")
+import numpy as np  # noqa: E402
+
+from tuneforge.catalog.builtin import DEFAULT_EMBEDDING_MODEL_ID, package_path  # noqa: E402
+from tuneforge.inference.spec import WorkerSpec  # noqa: E402
+from tuneforge.knowledge.retrieve import HYBRID_CANDIDATES, reciprocal_rank_fusion  # noqa: E402
+from tuneforge.knowledge.stores import SqliteStore, StoredChunk  # noqa: E402
+from tuneforge.serving.client import WorkerProcess  # noqa: E402
 
 
 def load(split: str, distractors: int) -> tuple[dict[str, str], list[dict]]:
-    items = [json.loads(line) for line in (DATA / "xrefrag" / f"XRefRAG-{split}-ALL-dev.jsonl").open()]
+    data = shared_data(f"xrefrag/XRefRAG-{split}-ALL-dev.jsonl", *(["uscode-securities/title-15"] if distractors else []))
+    items = [json.loads(line) for line in (data / "xrefrag" / f"XRefRAG-{split}-ALL-dev.jsonl").open()]
     passages = {}
     for item in items:
         passages[item["source_passage_id"]] = item["source_text"]
         passages[item["target_passage_id"]] = item["target_text"]
-    for path in sorted((DATA / "uscode-securities" / "title-15").glob("*.md"))[:distractors]:
+    for path in sorted((data / "uscode-securities" / "title-15").glob("*.md"))[:distractors]:
         passages[f"uscode:{path.name}"] = path.read_text()[:2000]
     return passages, items
 

@@ -3,6 +3,7 @@
     python bench/serve_throughput.py                                  # 8 clients x 16 requests (several minutes)
     python bench/serve_throughput.py --requests-per-client 2          # quick check while developing
     python bench/serve_throughput.py --dtype float32
+    python bench/serve_throughput.py --clients 2 --requests-per-client 1 --prompt-tokens 16 --max-tokens 4   # smoke run (CI)
 
 Workload: the default model (SmolLM2-135M-Instruct, materialized the product way), `--clients` client
 threads each sending `--requests-per-client` chat requests one after another; every prompt is about
@@ -23,13 +24,17 @@ import statistics
 import threading
 import time
 
-import torch
+from _preflight import require  # bench/ is sys.path[0] when a benchmark runs
 
-from tuneforge.catalog.builtin import BUILTIN_MODELS, DEFAULT_MODEL_ID, package_path
-from tuneforge.inference.batch_engine import BatchEngine
-from tuneforge.inference.materialize import materialize_gguf
-from tuneforge.inference.params import GenerationRequest, Message, SamplingParams
-from tuneforge.settings import load_settings
+require("tuneforge", "torch", "transformers")
+
+import torch  # noqa: E402
+
+from tuneforge.catalog.builtin import BUILTIN_MODELS, DEFAULT_MODEL_ID, package_path  # noqa: E402
+from tuneforge.inference.materialize import materialize_gguf  # noqa: E402
+from tuneforge.inference.params import GenerationRequest, Message, SamplingParams  # noqa: E402
+from tuneforge.inference.batch_engine import BatchEngine  # noqa: E402
+from tuneforge.settings import load_settings  # noqa: E402
 
 TOPICS = [
     "a hotel check-in", "a credit card payment", "continued pre-training", "fine-tuning a model for JSON output",

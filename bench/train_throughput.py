@@ -3,6 +3,7 @@
     python bench/train_throughput.py                  # 64 records, both sides (several minutes on 2 cores)
     python bench/train_throughput.py --skip-trl       # ours only, while developing
     python bench/train_throughput.py --records 16
+    python bench/train_throughput.py --records 2 --dialogue-chars 200 --peak-size 256   # smoke run (CI): a step each
 
 Workload: the default model (SmolLM2-135M-Instruct, materialized the product way), LoRA, one epoch over the
 first `--records` DialogSum training dialogues (`../shared/data/dialogsum/train.jsonl`, or
@@ -57,19 +58,26 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
+from _preflight import require, shared_data  # bench/ is sys.path[0] when a benchmark runs
 
-from tuneforge.catalog.builtin import BUILTIN_MODELS, DEFAULT_MODEL_ID, package_path
-from tuneforge.catalog.entries import Customization
-from tuneforge.inference.device import pick_dtype
-from tuneforge.inference.materialize import materialize_gguf
-from tuneforge.settings import load_settings
-from tuneforge.training import TrainConfig, parse_hyperparameters, train
-from tuneforge.training.data import fine_tuning_examples
-from tuneforge.training.hparams import ALL_LINEAR
-from tuneforge.training.trainer import DEFAULT_MAX_LEN
+require("tuneforge", "torch", "transformers", "peft", "datasets", "trl")
 
-REPO = Path(__file__).resolve().parent.parent
+# trl too is imported here, before any work: a broken install fails now, not after our side has trained
+import torch  # noqa: E402
+from datasets import Dataset  # noqa: E402
+from peft import LoraConfig  # noqa: E402
+from trl import SFTConfig, SFTTrainer  # noqa: E402
+
+from tuneforge.catalog.builtin import BUILTIN_MODELS, DEFAULT_MODEL_ID, package_path  # noqa: E402
+from tuneforge.catalog.entries import Customization  # noqa: E402
+from tuneforge.inference.device import pick_dtype  # noqa: E402
+from tuneforge.inference.materialize import materialize_gguf  # noqa: E402
+from tuneforge.settings import load_settings  # noqa: E402
+from tuneforge.training import TrainConfig, parse_hyperparameters, train  # noqa: E402
+from tuneforge.training.data import fine_tuning_examples  # noqa: E402
+from tuneforge.training.hparams import ALL_LINEAR  # noqa: E402
+from tuneforge.training.trainer import DEFAULT_MAX_LEN  # noqa: E402
+
 PROMPT = "Summarize the simplest and most interesting part of the following conversation.\n\n"
 HYPERPARAMETERS = {"batchSize": "4", "epochCount": "1"}  # TRL's side gets the same batch, epochs and learning rate
 PEAK_SIZE = 2048  # square matmul: large enough to reach the kernel's steady state, small enough to run in seconds
@@ -78,18 +86,15 @@ PEAK_REPEATS = 10
 
 
 # ---- inputs ---------------------------------------------------------------------------------------------------------
-def dialogsum_records(count: int) -> list[dict[str, str]]:
-    shared = Path(os.environ.get("TUNEFORGE_SHARED_DATA", REPO.parent / "shared" / "data"))
-    path = shared / "dialogsum" / "train.jsonl"
-    if not path.is_file():
-        raise SystemExit(f"DialogSum not found at {path}: put the shared data at ../shared/data or set TUNEFORGE_SHARED_DATA")
+def dialogsum_records(count: int, dialogue_chars: int | None = None) -> list[dict[str, str]]:
+    path = shared_data("dialogsum/train.jsonl") / "dialogsum" / "train.jsonl"
     records = []
     with path.open() as lines:
         for line in lines:
             if len(records) == count:
                 break
             row = json.loads(line)
-            records.append({"prompt": PROMPT + row["dialogue"] + "\n\nSummary: ", "completion": row["summary"]})
+            records.append({"prompt": PROMPT + row["dialogue"][:dialogue_chars] + "\n\nSummary: ", "completion": row["summary"]})
     return records
 
 
@@ -104,9 +109,9 @@ def load() -> str:
 
 
 # ---- peak -----------------------------------------------------------------------------------------------------------
-def matmul_gflops(dtype: torch.dtype) -> float:
-    a = torch.randn(PEAK_SIZE, PEAK_SIZE).to(dtype)
-    b = torch.randn(PEAK_SIZE, PEAK_SIZE).to(dtype)
+def matmul_gflops(dtype: torch.dtype, size: int = PEAK_SIZE) -> float:
+    a = torch.randn(size, size).to(dtype)
+    b = torch.randn(size, size).to(dtype)
     for _ in range(PEAK_WARMUP):
         torch.matmul(a, b)
     best = float("inf")
@@ -114,7 +119,7 @@ def matmul_gflops(dtype: torch.dtype) -> float:
         started = time.perf_counter()
         torch.matmul(a, b)
         best = min(best, time.perf_counter() - started)
-    return 2 * PEAK_SIZE**3 / best / 1e9
+    return 2 * size**3 / best / 1e9
 
 
 # ---- model FLOPs ----------------------------------------------------------------------------------------------------
@@ -173,10 +178,6 @@ def run_ours(checkpoint: Path, records: list[dict[str, str]]) -> dict[str, objec
 
 # ---- TRL ------------------------------------------------------------------------------------------------------------
 def run_trl(checkpoint: Path, records: list[dict[str, str]], hp) -> dict[str, object]:
-    from datasets import Dataset
-    from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
-
     lora = LoraConfig(r=hp.lora_rank, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout, task_type="CAUSAL_LM",
                       target_modules=ALL_LINEAR if hp.lora_target_modules == (ALL_LINEAR,) else list(hp.lora_target_modules))
     with tempfile.TemporaryDirectory(prefix="tuneforge-bench-trl-") as out:
@@ -199,17 +200,19 @@ def run_trl(checkpoint: Path, records: list[dict[str, str]], hp) -> dict[str, ob
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=64, help="first N DialogSum training dialogues")
+    parser.add_argument("--dialogue-chars", type=int, default=None, help="cut each dialogue to its first N characters (smoke runs)")
     parser.add_argument("--skip-trl", action="store_true", help="measure our side only")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: torch's)")
+    parser.add_argument("--peak-size", type=int, default=PEAK_SIZE, help="side of the square matmul that measures the peak")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if os.getloadavg()[0] > os.cpu_count():
         print(f"warning: load average {load()} on {os.cpu_count()} CPUs: other processes will slow both sides; "
               "with OpenMP's default busy waiting a loaded CPU can slow training ~10x (OMP_WAIT_POLICY=PASSIVE helps)")
-    records = dialogsum_records(args.records)
+    records = dialogsum_records(args.records, args.dialogue_chars)
     checkpoint = default_checkpoint()
     loads = {"start": load()}
-    peaks = {"bf16": matmul_gflops(torch.bfloat16), "fp32": matmul_gflops(torch.float32)}
+    peaks = {"bf16": matmul_gflops(torch.bfloat16, args.peak_size), "fp32": matmul_gflops(torch.float32, args.peak_size)}
     loads["ours"] = load()
     ours = run_ours(checkpoint, records)
     rows = [ours]
@@ -235,7 +238,7 @@ def main() -> None:
         cpu_ratio = (ours["real"] / ours["cpu"]) / (rows[1]["real"] / rows[1]["cpu"])
         print(f"ratio ours/TRL (real tokens/s): {ratio:.2f}  (target >= 2.5: {'met' if ratio >= 2.5 else 'NOT met'}); "
               f"per CPU second: {cpu_ratio:.2f}")
-    print(f"peak matmul {PEAK_SIZE}^3: bf16 {peaks['bf16']:.0f} GFLOP/s, fp32 {peaks['fp32']:.0f} GFLOP/s")
+    print(f"peak matmul {args.peak_size}^3: bf16 {peaks['bf16']:.0f} GFLOP/s, fp32 {peaks['fp32']:.0f} GFLOP/s")
     for r in rows:
         achieved = flops(r["lengths"], r["learned"]) / r["seconds"] / 1e9
         conventional = flops(r["lengths"], r["learned"], convention=True) / r["seconds"] / 1e9

@@ -3,7 +3,7 @@ grows to the longest record (tuneforge.training.lengths), on the longest DialogS
 
     python bench/training_length.py                 # the 16 longest of the first 1,000 DialogSum rows, batch 8
     python bench/training_length.py --rows 32
-    python bench/training_length.py --smoke         # a few rows, to check the script runs
+    python bench/training_length.py --smoke         # smoke run (CI): a few rows, to check the script runs
 
 Workload: the first `--records` DialogSum training rows with the reference prompt; the `--rows` longest of them
 (by the default model's tokenizer) are trained for one epoch, LoRA, batchSize 8, twice, each in a fresh process:
@@ -30,16 +30,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from _preflight import require, shared_data  # bench/ is sys.path[0] when a benchmark runs
+
+require("tuneforge", "torch", "transformers", "peft", "rich")
+
 PROMPT = "Summarize the simplest and most interesting part of the following conversation.\n\n{dialogue}\n\nSummary: "
 BASELINE = 1024
 
 
 def dialogsum(count: int) -> list[dict[str, str]]:
-    shared = Path(os.environ.get("TUNEFORGE_SHARED_DATA", REPO.parent / "shared" / "data"))
-    path = shared / "dialogsum" / "train.jsonl"
-    if not path.is_file():
-        raise SystemExit(f"DialogSum not found at {path}: put the shared data at ../shared/data or set TUNEFORGE_SHARED_DATA")
+    path = shared_data("dialogsum/train.jsonl") / "dialogsum" / "train.jsonl"
     with path.open() as lines:
         rows = [json.loads(line) for _, line in zip(range(count), lines)]
     return [{"prompt": PROMPT.format(dialogue=r["dialogue"]), "completion": r["summary"]} for r in rows]
@@ -82,7 +82,7 @@ def main() -> None:
     entry = next(m for m in BUILTIN_MODELS if m.model_id == DEFAULT_MODEL_ID)
     checkpoint = load_settings().models_dir / DEFAULT_MODEL_ID
     # materialized in a child: this process stays free of torch, so its memory says nothing about the sides
-    subprocess.run([sys.executable, "-m", "tuneforge.catalog.materialize", str(package_path(entry.source.location)),
+    subprocess.run([sys.executable, "-m", "tuneforge.inference.materialize", str(package_path(entry.source.location)),
                     str(checkpoint)], check=True, stdout=subprocess.DEVNULL)
     records = dialogsum(args.records)
     count = load_token_counter(checkpoint)

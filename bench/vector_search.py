@@ -2,6 +2,7 @@
 
     python bench/vector_search.py [--chunks 20000] [--dimension 384] [--queries 50]
                                   [--postgres-url postgresql://...] [--redis-url redis://...]
+    python bench/vector_search.py --chunks 300 --queries 5                     # smoke run (CI)
 
 SqliteStore (always): ingestion rate, exact cosine search on its cached numpy matrix, the same search with a
 filter (Filter.matches over the cached metadata), keyword search (FTS5 BM25), and the first search after a
@@ -24,10 +25,14 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy
+from _preflight import require  # bench/ is sys.path[0] when a benchmark runs
 
-from tuneforge.knowledge.filters import parse_filter
-from tuneforge.knowledge.stores import SqliteStore, StoredChunk, VectorStore
+require("tuneforge", "numpy")
+
+import numpy  # noqa: E402
+
+from tuneforge.knowledge.filters import parse_filter  # noqa: E402
+from tuneforge.knowledge.stores import SqliteStore, StoredChunk, VectorStore  # noqa: E402
 
 WORDS = "statute securities exchange registration broker dealer issuer prospectus filing disclosure".split()
 
@@ -101,6 +106,7 @@ def main() -> None:
     parser.add_argument("--postgres-url")
     parser.add_argument("--redis-url")
     args = parser.parse_args()
+    require(*(["psycopg2"] if args.postgres_url else []), *(["redis"] if args.redis_url else []))  # the optional stores' clients
     documents = make_chunks(args.chunks, args.dimension)
     rng = numpy.random.default_rng(1)
     # queries near the data (a chunk's vector plus noise), as a question near its answer

@@ -26,7 +26,7 @@ def test_version():
 
 
 def test_models_list_table_and_json(home):
-    table = run("models", "list").stdout
+    table = run("models", "list", "--wide").stdout
     assert DEFAULT_MODEL_ID in table and "FINE_TUNING" in table and "CONTINUED_PRE_TRAINING" in table
     data = json.loads(run("models", "list", "--customization-type", "FINE_TUNING", "--json").stdout)
     assert [m["modelId"] for m in data["modelSummaries"]] == [DEFAULT_MODEL_ID]

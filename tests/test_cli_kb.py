@@ -23,7 +23,7 @@ def test_kb_commands_end_to_end(home, tmp_path, tiny_model_dir, tiny_embedder_di
     assert "COMPLETE" in synced.stdout and "NewDocumentsIndexed" in synced.stdout
     again = json.loads(run("kb", "sync", "laws", "--json").stdout)["ingestionJob"]
     assert again["status"] == "COMPLETE" and again["statistics"]["numberOfNewDocumentsIndexed"] == 0
-    listed = run("kb", "list").stdout
+    listed = run("kb", "list", "--wide").stdout
     assert "laws" in listed and "tiny.embedder" in listed
     assert "COMPLETE" in run("kb", "get", "laws").stdout
 

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from tuneforge.catalog.builtin import DEFAULT_MODEL_ID
 from tuneforge.cli.runtime import catalog, console, err_console, print_json, settings
+from tuneforge.cli.tables import Column, WideFlag, print_table
 from tuneforge.errors import InvalidInput
 
 app = typer.Typer(help="Build and check fine-tuning and continued pre-training data sets.", no_args_is_help=True)
@@ -112,6 +113,7 @@ def from_docs(
     max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Tokens per chunk (default: the model's training length - 1 for EOS).")] = None,
     overlap_tokens: Annotated[Optional[int], typer.Option("--overlap-tokens", help="Tokens of whole sentences repeated from the previous chunk (default: 10% of --max-tokens).")] = None,
     model: ModelOption = DEFAULT_MODEL_ID,
+    wide: WideFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Documents -> {"input"} records for continued pre-training, chunked by the model's tokenizer."""
@@ -133,12 +135,10 @@ def from_docs(
         print_json({"path": str(out), "records": written, "tokens": conversion.tokens, "maxTokens": max_tokens or limit,
                     "documents": [vars(d) for d in conversion.documents]})
         return
-    table = Table(title=f"{written:,} records, {conversion.tokens:,} tokens -> {out}")
-    for column in ("Document", "Format", "Pages", "Chunks", "Tokens"):
-        table.add_column(column, justify="right" if column in ("Pages", "Chunks", "Tokens") else "left")
-    for d in conversion.documents:
-        table.add_row(d.path, d.format, str(d.pages or ""), f"{d.chunks:,}", f"{d.tokens:,}")
-    console.print(table)
+    columns = [Column("Document", key=True), Column("Format", wide=True), Column("Pages", right=True),
+               Column("Chunks", right=True), Column("Tokens", right=True)]
+    print_table(f"{written:,} records, {conversion.tokens:,} tokens -> {out}", columns,
+                [(d.path, d.format, str(d.pages or ""), f"{d.chunks:,}", f"{d.tokens:,}") for d in conversion.documents], wide=wide)
     for d in conversion.documents:
         for warning in d.warnings:
             console.print(f"[yellow]warning[/] {escape(d.path)}: {escape(warning)}", highlight=False)

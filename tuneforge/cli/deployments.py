@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.table import Table
 
 from tuneforge.cli.runtime import catalog, console, err_console, print_json, settings
+from tuneforge.cli.tables import Column, WideFlag, detail_table, failure, print_table, when
 from tuneforge.errors import Unavailable
 from tuneforge.serving.deployments import SETTLING, DeploymentService
 from tuneforge.wire.deployments import deployment_detail, deployment_summary
@@ -54,10 +55,8 @@ def _warn_without_server() -> None:
 
 
 def _table(row) -> Table:
-    table = Table(show_header=False, title=f"{row.provisioned_model_name}: {row.status}")
-    for key, value in deployment_detail(row).items():
-        table.add_row(key, f"[red]{value}[/]" if key == "failureMessage" else str(value))
-    return table
+    return detail_table(f"{row.provisioned_model_name}: {row.status}",
+                        [(k, failure(str(v)) if k == "failureMessage" else v) for k, v in deployment_detail(row).items()])
 
 
 def _wait(identifier: str, timeout: float) -> None:
@@ -71,6 +70,8 @@ def _wait(identifier: str, timeout: float) -> None:
             if time.monotonic() > deadline:
                 raise Unavailable(f"{row.provisioned_model_name} is still {row.status} after {timeout:.0f}s: is `tuneforge serve` running?")
             time.sleep(POLL_SECONDS)
+    if not console.is_terminal:
+        console.line()  # off a terminal Live prints only its last frame, without the newline that ends it
     if row.status == "Failed":
         raise typer.Exit(1)
 
@@ -109,6 +110,7 @@ def get(identifier: Annotated[str, typer.Argument(help="Name, id or ARN.")], as_
 @app.command("list")
 def list_deployments(
     status: Annotated[Optional[str], typer.Option(help="Creating, InService, Updating or Failed.")] = None,
+    wide: WideFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """List provisioned models, newest first."""
@@ -116,14 +118,15 @@ def list_deployments(
     if as_json:
         print_json({"provisionedModelSummaries": [deployment_summary(r) for r in found]})
         return
-    table = Table(title=f"{len(found)} provisioned model(s)")
-    for column in ("Name", "Status", "Model", "Units", "Created"):
-        table.add_column(column)
+    # the model is a foundation model id (up to 38 characters), twice during an update: --wide
+    columns = [Column("Name", key=True), Column("Status"), Column("Model", wide=True, key=True), Column("Units"),
+               Column("Created")]
+    rows = []
     for r in found:
         model = r.model_arn.rsplit("/", 1)[-1] + ("" if r.desired_model_arn == r.model_arn else f" -> {r.desired_model_arn.rsplit('/', 1)[-1]}")
         units = str(r.model_units) + ("" if r.desired_model_units == r.model_units else f" -> {r.desired_model_units}")
-        table.add_row(r.provisioned_model_name, r.status, model, units, r.created_at.strftime("%Y-%m-%d %H:%M:%S"))
-    console.print(table)
+        rows.append((r.provisioned_model_name, r.status, model, units, when(r.created_at)))
+    print_table(f"{len(found)} provisioned model(s)", columns, rows, wide=wide)
 
 
 @app.command("update")

@@ -15,9 +15,9 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from tuneforge.cli.runtime import catalog, console, err_console, print_json
+from tuneforge.cli.tables import Column, WideFlag, print_table
 from tuneforge.evaluation.compare import DEFAULT_MAX_TOKENS, EvalModel
 from tuneforge.evaluation.rouge import ROUGE_TYPES
 
@@ -79,6 +79,7 @@ def rouge(
     device: Device = "auto",
     dtype: Dtype = "auto",
     threads: Threads = None,
+    wide: WideFlag = False,
     as_json: JsonFlag = False,
     chart: Chart = None,
 ) -> None:
@@ -100,13 +101,12 @@ def rouge(
     if as_json:
         print_json(result.to_dict())
         return
-    table = Table(title=f"ROUGE on {len(held_out)} rows of {data} (greedy, at most {max_tokens} tokens{', chat template' if chat else ''})")
-    for column in ("Model", "ROUGE-1", "ROUGE-2", "ROUGE-L", "Tokens/row", "Seconds"):
-        table.add_column(column, justify="left" if column == "Model" else "right")
-    for r in result.results:
-        table.add_row(escape(r.label), f"{r.scores.rouge1:.4f}", f"{r.scores.rouge2:.4f}", f"{r.scores.rougeL:.4f}",
-                      f"{r.generated_tokens / len(held_out):.1f}", f"{r.seconds:.1f}")
-    console.print(table)
+    # a model label can be a 38-character id: the three scores fit beside it, the cost columns need --wide
+    columns = [Column("Model", key=True), *(Column(h, right=True) for h in ("ROUGE-1", "ROUGE-2", "ROUGE-L")),
+               Column("Tokens/row", wide=True, right=True), Column("Seconds", wide=True, right=True)]
+    print_table(f"ROUGE on {len(held_out)} rows of {data} (greedy, at most {max_tokens} tokens{', chat template' if chat else ''})",
+                columns, [(r.label, f"{r.scores.rouge1:.4f}", f"{r.scores.rouge2:.4f}", f"{r.scores.rougeL:.4f}",
+                           f"{r.generated_tokens / len(held_out):.1f}", f"{r.seconds:.1f}") for r in result.results], wide=wide)
     for i, row in enumerate(held_out[:show]):
         console.print(f"[bold]row {i + 1}[/] reference: {escape(row.reference)}", highlight=False)
         for r in result.results:
@@ -123,6 +123,7 @@ def perplexity(
     device: Device = "auto",
     dtype: Dtype = "auto",
     threads: Threads = None,
+    wide: WideFlag = False,
     as_json: JsonFlag = False,
     chart: Chart = None,
 ) -> None:
@@ -144,11 +145,10 @@ def perplexity(
     if as_json:
         print_json(result.to_dict())
         return
-    table = Table(title=f"Perplexity on {len(texts)} held-out text(s), {result.results[0].tokens:,} tokens predicted")
-    for column in ("Model", "Perplexity", "Loss (nats/token)", "Window", "Seconds"):
-        table.add_column(column, justify="left" if column == "Model" else "right")
-    for r in result.results:
-        table.add_row(escape(r.label), f"{r.perplexity:.3f}", f"{r.loss:.4f}", f"{r.max_length:,}", f"{r.seconds:.1f}")
-    console.print(table)
+    columns = [Column("Model", key=True), Column("Perplexity", right=True), Column("Loss (nats/token)", right=True),
+               Column("Window", wide=True, right=True), Column("Seconds", wide=True, right=True)]
+    print_table(f"Perplexity on {len(texts)} held-out text(s), {result.results[0].tokens:,} tokens predicted", columns,
+                [(r.label, f"{r.perplexity:.3f}", f"{r.loss:.4f}", f"{r.max_length:,}", f"{r.seconds:.1f}") for r in result.results],
+                wide=wide)
     if chart is not None:
         console.print(f"wrote {chart}")

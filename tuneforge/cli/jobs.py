@@ -12,6 +12,7 @@ from rich.live import Live
 from rich.table import Table
 
 from tuneforge.cli.runtime import catalog, console, print_json, settings
+from tuneforge.cli.tables import Column, WideFlag, customization, detail_table, failure, print_table, when
 from tuneforge.errors import InvalidInput
 from tuneforge.jobs.layout import JobOutputs
 from tuneforge.jobs.service import JobService, is_terminal
@@ -91,33 +92,33 @@ def create(
 
 def _progress_table(row) -> Table:
     p = row.progress or {}
-    table = Table(show_header=False, title=f"{row.job_name}: {row.status}")
-    table.add_row("stages", "  ".join(f"{k.removesuffix('Details')}={v['status']}" for k, v in row.status_details.items()))
+    fields: list[tuple[str, object]] = [
+        ("stages", "  ".join(f"{k.removesuffix('Details')}={v['status']}" for k, v in row.status_details.items()))]
     if p.get("phase"):
-        table.add_row("phase", str(p["phase"]))
+        fields.append(("phase", str(p["phase"])))
     if p.get("totalSteps"):
         done, total = p.get("step", 0), p["totalSteps"]
         bar = "█" * int(30 * done / total) + "░" * (30 - int(30 * done / total))
-        table.add_row("progress", f"{bar} step {done}/{total}, epoch {p.get('epoch', 0)}/{p.get('epochs')}")
-        table.add_row("training loss", f"{p.get('trainingLoss', float('nan')):.4f}")
+        fields.append(("progress", f"{bar} step {done}/{total}, epoch {p.get('epoch', 0)}/{p.get('epochs')}"))
+        fields.append(("training loss", f"{p.get('trainingLoss', float('nan')):.4f}"))
         if p.get("trainingTokens"):
-            table.add_row("tokens trained", f"{p.get('tokensTrained', 0):,} of {p['trainingTokens']:,}")
-        table.add_row("tokens/s", f"{p.get('tokensPerSecond', 0):.0f}")
-        table.add_row("ETA", f"{p.get('etaSeconds', 0):.0f}s")
+            fields.append(("tokens trained", f"{p.get('tokensTrained', 0):,} of {p['trainingTokens']:,}"))
+        fields.append(("tokens/s", f"{p.get('tokensPerSecond', 0):.0f}"))
+        fields.append(("ETA", f"{p.get('etaSeconds', 0):.0f}s"))
     if p.get("splitRecords"):
-        table.add_row("long records", f"{p['splitRecords']:,} split into {p['splitWindows']:,} windows of "
-                                      f"{p['windowTokens']:,} tokens")
+        fields.append(("long records", f"{p['splitRecords']:,} split into {p['splitWindows']:,} windows of "
+                                       f"{p['windowTokens']:,} tokens"))
     if p.get("maxSequenceLength"):
-        table.add_row("training length", f"{p['maxSequenceLength']:,} tokens")
+        fields.append(("training length", f"{p['maxSequenceLength']:,} tokens"))
     if row.training_loss is not None:
-        table.add_row("final training loss", f"{row.training_loss:.4f}")
+        fields.append(("final training loss", f"{row.training_loss:.4f}"))
     if row.validation_loss is not None:
-        table.add_row("final validation loss", f"{row.validation_loss:.4f}")
+        fields.append(("final validation loss", f"{row.validation_loss:.4f}"))
     if row.output_model_arn:
-        table.add_row("custom model", row.output_model_arn)
+        fields.append(("custom model", row.output_model_arn))
     if row.failure_message:
-        table.add_row("failure", f"[red]{row.failure_message}[/]")
-    return table
+        fields.append(("failure", failure(row.failure_message)))
+    return detail_table(f"{row.job_name}: {row.status}", fields)
 
 
 def _watch(identifier: str) -> None:
@@ -130,6 +131,8 @@ def _watch(identifier: str) -> None:
             if jobs().reconcile():  # its process died: restarted or failed; keep watching
                 continue
             time.sleep(POLL_SECONDS)
+    if not console.is_terminal:
+        console.line()  # off a terminal Live prints only its last frame, without the newline that ends it
     if row.status == "Failed":
         raise typer.Exit(1)
 
@@ -155,6 +158,7 @@ def get(
 def list_jobs(
     status: Annotated[Optional[str], typer.Option(help="Only jobs with this status (InProgress, Completed, ...).")] = None,
     name_contains: Annotated[Optional[str], typer.Option(help="Only names containing this.")] = None,
+    wide: WideFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """List jobs, newest first."""
@@ -162,12 +166,12 @@ def list_jobs(
     if as_json:
         print_json({"modelCustomizationJobSummaries": [job_summary(r) for r in found]})
         return
-    table = Table(title=f"{len(found)} job(s)")
-    for column in ("Name", "Status", "Type", "Base model", "Created", "Custom model"):
-        table.add_column(column)
-    for r in found:
-        table.add_row(r.job_name, r.status, r.customization_type, r.base_model_id, r.created_at.strftime("%Y-%m-%d %H:%M:%S"), r.custom_model_name if r.output_model_arn else "")
-    console.print(table)
+    # the base model's id (up to 38 characters) and the custom model's name do not fit beside the job's name
+    columns = [Column("Name", key=True), Column("Status"), Column("Type"), Column("Base model", wide=True, key=True),
+               Column("Created"), Column("Custom model", wide=True, key=True)]
+    rows = [(r.job_name, r.status, customization(r.customization_type, wide=wide), r.base_model_id, when(r.created_at),
+             r.custom_model_name if r.output_model_arn else "") for r in found]
+    print_table(f"{len(found)} job(s)", columns, rows, wide=wide)
 
 
 @app.command("stop")
@@ -224,19 +228,17 @@ def metrics(
 
 
 @models_app.command("list")
-def list_models(as_json: JsonFlag = False) -> None:
+def list_models(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """List custom models, newest first."""
     found = registry().list().models
     if as_json:
         print_json({"modelSummaries": [model_summary(r, catalog().get(r.base_model_id).model_name) for r in found]})
         return
-    table = Table(title=f"{len(found)} custom model(s)")
-    for column in ("Name", "Status", "Type", "Base model", "Training loss", "Created"):
-        table.add_column(column)
-    for r in found:
-        table.add_row(r.model_name, r.model_status, r.customization_type, r.base_model_id,
-                      f"{r.training_loss:.4f}" if r.training_loss is not None else "", r.created_at.strftime("%Y-%m-%d %H:%M:%S"))
-    console.print(table)
+    columns = [Column("Name", key=True), Column("Status"), Column("Type"), Column("Base model", wide=True, key=True),
+               Column("Training loss", right=True), Column("Created")]
+    rows = [(r.model_name, r.model_status, customization(r.customization_type, wide=wide), r.base_model_id,
+             f"{r.training_loss:.4f}" if r.training_loss is not None else "", when(r.created_at)) for r in found]
+    print_table(f"{len(found)} custom model(s)", columns, rows, wide=wide)
 
 
 @models_app.command("get")
@@ -247,11 +249,7 @@ def get_model(model: Annotated[str, typer.Argument(help="Model name, id or ARN."
     if as_json:
         print_json(detail)
         return
-    table = Table(show_header=False, title=row.model_name)
-    for key, value in detail.items():
-        table.add_row(key, str(value))
-    table.add_row("artifacts", f"{row.artifact_kind} at {row.artifact_dir}")
-    console.print(table)
+    console.print(detail_table(row.model_name, [*detail.items(), ("artifacts", f"{row.artifact_kind} at {row.artifact_dir}")]))
 
 
 @models_app.command("delete")

@@ -25,6 +25,7 @@ from rich.table import Table
 from tuneforge.catalog.builtin import DEFAULT_EMBEDDING_MODEL_ID, DEFAULT_MODEL_ID
 from tuneforge.catalog.service import embedding_spec
 from tuneforge.cli.runtime import catalog, console, print_json, settings
+from tuneforge.cli.tables import Column, WideFlag, detail_table, failure, print_table, when
 from tuneforge.errors import InvalidInput, NotFound
 from tuneforge.knowledge.service import KnowledgeBaseService
 from tuneforge.serving.client import WorkerProcess
@@ -81,21 +82,22 @@ def create(
 
 
 @app.command("list")
-def list_(as_json: JsonFlag = False) -> None:
+def list_(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """List knowledge bases."""
     rows = kbs().list_knowledge_bases().items
     if as_json:
         print_json({"knowledgeBaseSummaries": [views.knowledge_base_summary(kb) for kb in rows]})
         return
-    table = Table("id", "name", "status", "embedding model", "data sources", "updated")
-    for kb in rows:
-        sources = kbs().list_data_sources(kb.knowledge_base_id).items
-        table.add_row(kb.knowledge_base_id, kb.name, kb.status, kb.embedding_model_id, str(len(sources)), timestamp(kb.updated_at))
-    console.print(table)
+    # the embedding model's id (up to 38 characters) does not fit beside the name: --wide
+    columns = [Column("Id", key=True), Column("Name", key=True), Column("Status"), Column("Embedding model", wide=True, key=True),
+               Column("Sources", right=True), Column("Updated")]
+    print_table(None, columns, [(kb.knowledge_base_id, kb.name, kb.status, kb.embedding_model_id,
+                                 str(len(kbs().list_data_sources(kb.knowledge_base_id).items)), when(kb.updated_at))
+                                for kb in rows], wide=wide)
 
 
 @app.command("get")
-def get(kb: KbArg, as_json: JsonFlag = False) -> None:
+def get(kb: KbArg, wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """Show a knowledge base, its data sources and their last ingestion jobs."""
     row = _kb(kb)
     sources = kbs().list_data_sources(row.knowledge_base_id).items
@@ -103,14 +105,17 @@ def get(kb: KbArg, as_json: JsonFlag = False) -> None:
         print_json({"knowledgeBase": views.knowledge_base(row), "dataSources": [views.data_source(ds) for ds in sources]})
         return
     console.print(f"[bold]{row.name}[/] ({row.knowledge_base_id}) {row.status}  embeddings: {row.embedding_model_id}")
-    table = Table("data source", "name", "location", "chunking", "last sync", "documents")
+    # a location is a path or URI of any length: --wide (and `kb add-source` prints it)
+    columns = [Column("Data source", key=True), Column("Name", key=True), Column("Location", wide=True, key=True),
+               Column("Chunking", wide=True), Column("Last sync"), Column("Documents")]
+    table_rows = []
     for ds in sources:
         jobs = kbs().list_ingestion_jobs(row.knowledge_base_id, ds.data_source_id, max_results=1).items
         chunking = ((ds.vector_ingestion_configuration or {}).get("chunkingConfiguration") or {}).get("chunkingStrategy", "DEFAULT")
-        last = f"{jobs[0].status} {timestamp(jobs[0].updated_at)}" if jobs else "never"
+        last = f"{jobs[0].status} {when(jobs[0].updated_at)}" if jobs else "never"
         indexed = sum(jobs[0].statistics.get(k, 0) for k in ("numberOfNewDocumentsIndexed", "numberOfModifiedDocumentsIndexed")) if jobs else 0
-        table.add_row(ds.data_source_id, ds.name, ds.location_uri, chunking, last, f"{indexed} indexed" if jobs else "")
-    console.print(table)
+        table_rows.append((ds.data_source_id, ds.name, ds.location_uri, chunking, last, f"{indexed} indexed" if jobs else ""))
+    print_table(None, columns, table_rows, wide=wide)
 
 
 @app.command("delete")
@@ -153,19 +158,18 @@ def add_source(
 
 def _job_table(job) -> Table:
     p, s = job.progress or {}, job.statistics or {}
-    table = Table(show_header=False, title=f"ingestion {job.ingestion_job_id}: {job.status}")
+    fields: list[tuple[str, object]] = []
     if p.get("documentsTotal"):
         done, total = p.get("documentsDone", 0), p["documentsTotal"]
         bar = "█" * int(30 * done / total) + "░" * (30 - int(30 * done / total))
-        table.add_row("progress", f"{bar} {done}/{total} documents")
+        fields.append(("progress", f"{bar} {done}/{total} documents"))
     if p.get("document") and job.status == "IN_PROGRESS":
-        table.add_row("document", p["document"])
+        fields.append(("document", p["document"]))
     for key in ("numberOfDocumentsScanned", "numberOfNewDocumentsIndexed", "numberOfModifiedDocumentsIndexed",
                 "numberOfMetadataDocumentsModified", "numberOfDocumentsDeleted", "numberOfDocumentsFailed"):
-        table.add_row(key.removeprefix("numberOf"), str(s.get(key, 0)))
-    for reason in job.failure_reasons or []:
-        table.add_row("failure", f"[red]{reason}[/]")
-    return table
+        fields.append((key.removeprefix("numberOf"), str(s.get(key, 0))))
+    fields += [("failure", failure(reason)) for reason in job.failure_reasons or []]
+    return detail_table(f"ingestion {job.ingestion_job_id}: {job.status}", fields)
 
 
 @app.command("sync")
@@ -189,6 +193,8 @@ def sync(
                     time.sleep(POLL_SECONDS)
                     job = kbs().get_ingestion_job(row.knowledge_base_id, ds.data_source_id, job.ingestion_job_id)
                     live.update(_job_table(job))
+            if not console.is_terminal and not as_json:
+                console.line()  # off a terminal Live prints only its last frame, without the newline that ends it
         failed |= job.status == "FAILED" or bool(job.statistics.get("numberOfDocumentsFailed"))
         if as_json:
             print_json({"ingestionJob": views.ingestion_job(job)})
@@ -219,6 +225,7 @@ def retrieve(
     results: Annotated[int, typer.Option("--results", "-k", min=1, max=100, help="numberOfResults.")] = 5,
     hybrid: Annotated[bool, typer.Option("--hybrid", help="BM25 + vector search fused (default: vector only).")] = False,
     filter_json: Annotated[Optional[str], typer.Option("--filter", help='A Bedrock RetrievalFilter as JSON, e.g. {"equals": {"key": "k", "value": "v"}}.')] = None,
+    wide: WideFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Show the passages a query retrieves, best first."""
@@ -233,12 +240,16 @@ def retrieve(
     if as_json:
         print_json({"retrievalResults": found})
         return
-    table = Table("#", "score", "source", "page", "text")
+    # the source's file name by default, its whole URI with --wide; the passage wraps
+    columns = [Column("#", right=True), Column("Score", right=True), Column("Source", key=True), Column("Page", right=True),
+               Column("Text", prose=True)]
+    rows = []
     for i, r in enumerate(found, start=1):
         meta = r["metadata"]
-        table.add_row(str(i), f"{r['score']:.3f}", str(meta.get("x-amz-bedrock-kb-source-uri", "")),
-                      str(meta.get("x-amz-bedrock-kb-document-page-number", "")), r["content"]["text"][:300])
-    console.print(table)
+        uri = str(meta.get("x-amz-bedrock-kb-source-uri", ""))
+        rows.append((str(i), f"{r['score']:.3f}", uri if wide else uri.rstrip("/").rsplit("/", 1)[-1],
+                     str(meta.get("x-amz-bedrock-kb-document-page-number", "")), r["content"]["text"][:300]))
+    print_table(None, columns, rows, wide=wide)
 
 
 @app.command("ask")

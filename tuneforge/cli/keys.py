@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from tuneforge.cli.runtime import console, print_json, settings
+from tuneforge.cli.tables import Column, WideFlag, print_table, when
 
 app = typer.Typer(help="Access keys for the API server (SigV4 for boto3, bearer tokens for OpenAI clients).", no_args_is_help=True)
 
@@ -39,7 +39,7 @@ def create(
 
 
 @app.command("list")
-def list_keys(as_json: JsonFlag = False) -> None:
+def list_keys(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """List keys (never their secrets)."""
     keys = _keys().list()
     if as_json:
@@ -47,12 +47,11 @@ def list_keys(as_json: JsonFlag = False) -> None:
                                     "createdAt": k.created_at.isoformat(),
                                     "revokedAt": k.revoked_at.isoformat() if k.revoked_at else None} for k in keys]})
         return
-    table = Table(title=f"{len(keys)} access key(s)")
-    for column in ("Access key id", "Name", "Access", "Status", "Created"):
-        table.add_column(column)
-    for k in keys:
-        table.add_row(k.access_key_id, k.name or "", "read-only" if k.read_only else "full", k.status, f"{k.created_at:%Y-%m-%d %H:%M:%S}")
-    console.print(table)
+    columns = [Column("Access key id", key=True), Column("Name", key=True), Column("Access"), Column("Status"),
+               Column("Created", wide=True), Column("Revoked", wide=True)]
+    rows = [(k.access_key_id, k.name or "", "read-only" if k.read_only else "full", k.status, when(k.created_at),
+             when(k.revoked_at)) for k in keys]
+    print_table(f"{len(keys)} access key(s)", columns, rows, wide=wide)
 
 
 @app.command("revoke")
@@ -64,6 +63,7 @@ def revoke(access_key_id: Annotated[str, typer.Argument(help="The key's id (AKIA
 
 def audit(
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many of the newest events to show.")] = 50,
+    wide: WideFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Show the newest mutating API calls: time, access key, operation, resource, status."""
@@ -74,10 +74,11 @@ def audit(
     if as_json:
         print_json({"events": [e.to_json() for e in events]})
         return
-    table = Table(title=f"{len(events)} audit event(s), newest first")
-    for column in ("Time (UTC)", "Access key", "Operation", "Resource", "Status"):
-        table.add_column(column, overflow="fold")
-    for e in events:
-        status = f"{e.status_code} {e.error_code}" if e.error_code else str(e.status_code)
-        table.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", e.access_key_id or "(no auth)", e.operation, e.resource or "", status)
-    console.print(table)
+    # a 20-character key id leaves room for a time without its year, the HTTP status and an operation of up to 29
+    # characters (longer ones get "…"); the year, the error code and the resource (an ARN) need --wide
+    columns = [Column("Time (UTC)", key=True), Column("Access key", key=True), Column("Operation"),
+               Column("Status" if wide else "HTTP"), Column("Resource", wide=True, key=True)]
+    rows = [(f"{e.at:%Y-%m-%d %H:%M:%S}" if wide else f"{e.at:%m-%d %H:%M:%S}", e.access_key_id or "(no auth)",
+             e.operation, f"{e.status_code} {e.error_code}" if e.error_code and wide else str(e.status_code),
+             e.resource or "") for e in events]
+    print_table(f"{len(events)} audit event(s), newest first", columns, rows, wide=wide)

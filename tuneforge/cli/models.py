@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from tuneforge.catalog.entries import BodyFormat, Customization, FoundationModel, InferenceType, Modality
 from tuneforge.cli.runtime import catalog, console, print_json, settings
+from tuneforge.cli.tables import Column, WideFlag, customization, detail_table, print_table
 
 app = typer.Typer(help="List, inspect and register base models.", no_args_is_help=True)
 
@@ -31,6 +31,7 @@ def list_models(
     customization_type: Annotated[Optional[Customization], typer.Option(help="Only models that support it.")] = None,
     inference_type: Annotated[Optional[InferenceType], typer.Option(help="Only models served this way.")] = None,
     output_modality: Annotated[Optional[Modality], typer.Option(help="Only models with this output.")] = None,
+    wide: WideFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """List foundation models, like Bedrock's ListFoundationModels."""
@@ -40,17 +41,21 @@ def list_models(
     if as_json:
         print_json({"modelSummaries": [_detail(m) for m in models]})
         return
-    table = Table(title=f"{len(models)} foundation model(s)")
-    table.add_column("Model ID", no_wrap=True, style="bold")
-    for column in ("Provider", "Output", "Customizations", "Inference", "Body", "Alias of"):
-        table.add_column(column, overflow="fold")
-    for m in models:
-        table.add_row(
-            m.model_id, m.provider_name, ",".join(m.output_modalities),
-            "\n".join(m.customizations_supported) or "-", ",".join(m.inference_types_supported),
-            m.body_format.value if Modality.TEXT in m.output_modalities else "-", m.alias_of or "",
-        )
-    console.print(table)
+    # 80 columns hold a 38-character id and three short columns; provider, inference types and the alias's target
+    # (another id) need --wide. The provider is mostly the id's prefix anyway.
+    columns = [Column("Model ID", key=True, style="bold"), Column("Provider", wide=True), Column("Output"),
+               Column("Customizations" if wide else "Tuning"), Column("Inference", wide=True), Column("Body"),
+               Column("Alias of", wide=True, key=True)]
+    rows = [(m.model_id, m.provider_name, ",".join(m.output_modalities),
+             ", ".join(customization(c, wide=wide) for c in m.customizations_supported) or "-",
+             ",".join(m.inference_types_supported), m.body_format.value if Modality.TEXT in m.output_modalities else "-",
+             m.alias_of or "") for m in models]
+    caption = None
+    if not wide:
+        notes = ["FT fine-tuning, CPT continued pre-training"] if any(m.customizations_supported for m in models) else []
+        notes += [f"alias {m.model_id} → {m.alias_of}" for m in models if m.alias_of]
+        caption = "\n".join(notes) or None
+    print_table(f"{len(models)} foundation model(s)", columns, rows, wide=wide, caption=caption)
 
 
 @app.command("get")
@@ -60,10 +65,7 @@ def get_model(model: Annotated[str, typer.Argument(help="Model id or foundation-
     if as_json:
         print_json({"modelDetails": _detail(found)})
         return
-    table = Table(show_header=False, title=found.model_id)
-    for key, value in _detail(found).items():
-        table.add_row(key, value if isinstance(value, str) else str(value))
-    console.print(table)
+    console.print(detail_table(found.model_id, _detail(found).items()))
 
 
 @app.command("add")
