@@ -223,7 +223,8 @@ def test_custom_model_deployment_lifecycle(server, bedrock, runtime, no_retries,
     with pytest.raises(ClientError) as err:
         bedrock.get_provisioned_model_throughput(provisionedModelId=arn)
     assert code(err.value) == ("ResourceNotFoundException", 404)
-    deadline = time.monotonic() + 30
+    # a replacement still loading when the deployment went is closed once it is up: on a busy machine, a while
+    deadline = time.monotonic() + 120
     while workers(server) and time.monotonic() < deadline:
         time.sleep(0.3)
     assert workers(server) == []
