@@ -89,6 +89,7 @@ def test_migrations_downgrade_and_upgrade_again(database_url: str) -> None:
         engine.dispose()
 
 
+@pytest.mark.slow  # several processes, each importing the stack
 def test_processes_migrating_a_fresh_database_at_once_all_succeed(database_url: str) -> None:
     script = "import sys; from tuneforge.db import create_db_engine, migrate; migrate(create_db_engine(sys.argv[1]))"
     procs = [

@@ -25,6 +25,8 @@ from tuneforge.settings import load_settings
 
 TIMEOUT = 180  # seconds a tiny job may take on a busy 2-core CI machine
 
+pytestmark = pytest.mark.slow  # real job processes: each loads torch and trains
+
 
 @pytest.fixture
 def env(tmp_path, monkeypatch, tiny_model_dir):

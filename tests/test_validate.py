@@ -332,6 +332,7 @@ def test_validates_from_s3(s3_env, count):
     assert list(read_records(uri, FT)) == [GOOD]
 
 
+@pytest.mark.slow  # 50,000 lines, memory traced
 def test_large_file_streams_in_batches(tmp_path, count):
     """50,000 lines are read a batch at a time, never held whole. Its speed: bench/validate_throughput.py."""
     lines = 50_000
