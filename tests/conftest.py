@@ -5,7 +5,8 @@
                              registered as "tiny"; a module sets it up with `pytestmark = pytest.mark.server(...)`
     start_server  (function) starts servers of a test's own (--no-auth, or an environment such as s3_env set first)
 Both take the same settings, `server_setup`'s keyword arguments. Module scope, not session: modules leave state
-behind (jobs, deployments, keys) and some check the state is exactly theirs.
+behind (jobs, deployments, keys) and some check the state is exactly theirs. A test that uses either is marked
+slow (pytest_collection_modifyitems), so `make test-fast` leaves it out.
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TUNEFORGE_HOME", str(path))
     monkeypatch.delenv("TUNEFORGE_DATABASE_URL", raising=False)
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if {"server", "start_server"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)  # a server takes seconds to start, its workers more to load a model
 
 
 # ---- tuneforge serve ------------------------------------------------------------------------------------------------

@@ -227,6 +227,7 @@ def test_no_auth_serves_anyone_and_audits_without_a_key(start_server):
     assert [(e["operation"], e["accessKeyId"]) for e in events] == [("StopModelCustomizationJob", None)]
 
 
+@pytest.mark.slow  # several CLI processes
 def test_keys_cli_tables_and_bad_flags(tmp_path):
     home = tmp_path / "home"
     key_id, secret = create_key(home, "--read-only")

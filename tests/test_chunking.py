@@ -358,6 +358,7 @@ def test_empty_document_gives_no_chunks() -> None:
 
 
 @needs_shared_data
+@pytest.mark.slow  # chunks a whole statute with the real tokenizer
 def test_exchange_act_default_chunks() -> None:
     doc = exchange_act()
     chunks = chunker_from_config(None).chunk(doc)

@@ -25,6 +25,7 @@ def test_version():
     assert run("version").stdout.strip() == __version__
 
 
+@pytest.mark.slow  # CLI processes
 def test_models_list_table_and_json(home):
     table = run("models", "list", "--wide").stdout
     assert DEFAULT_MODEL_ID in table and "FINE_TUNING" in table and "CONTINUED_PRE_TRAINING" in table
@@ -33,6 +34,7 @@ def test_models_list_table_and_json(home):
     assert data["modelSummaries"][0]["customizationsSupported"] == ["FINE_TUNING", "CONTINUED_PRE_TRAINING"]
 
 
+@pytest.mark.slow  # CLI processes, invoke loads the model
 def test_add_alias_get_and_invoke(home, tiny_model_dir):
     run("models", "add", "tiny", str(tiny_model_dir), "--provider", "Tests")
     run("models", "alias", "meta.llama2-13b-chat-v1", "tiny")
@@ -52,6 +54,7 @@ def test_add_alias_get_and_invoke(home, tiny_model_dir):
     assert native["generation_token_count"] <= 5
 
 
+@pytest.mark.slow  # a CLI process each
 @pytest.mark.parametrize(
     ("args", "code", "needle"),
     [

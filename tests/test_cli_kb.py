@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.test_cli import run
 
 
+@pytest.mark.slow  # CLI processes, an ingestion process and model workers
 def test_kb_commands_end_to_end(home, tmp_path, tiny_model_dir, tiny_embedder_dir):
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -152,6 +152,7 @@ def test_unreadable_documents_are_all_named_and_nothing_is_returned(tmp_path, ti
 
 
 @needs_book
+@pytest.mark.slow  # parses a 14-chapter PDF
 def test_the_book_pdf_comes_out_clean(tiny_model_dir):
     out = documents_to_records([BOOK_PDF], count_tokens=load_token_counter(tiny_model_dir), max_tokens=500, overlap_tokens=50)
     text = "\n".join(r["input"] for r in out.records)
@@ -165,6 +166,7 @@ def test_the_book_pdf_comes_out_clean(tiny_model_dir):
 
 
 @needs_dialogsum
+@pytest.mark.slow  # several CLI processes
 def test_cli_from_hf_writes_the_reference_prompt_and_validates(home, tmp_path, tiny_model_dir):
     run("models", "add", "tiny", str(tiny_model_dir))
     out, val = tmp_path / "train.jsonl", tmp_path / "val.jsonl"
@@ -194,6 +196,7 @@ def test_cli_from_hf_writes_the_reference_prompt_and_validates(home, tmp_path, t
     assert "more than the model's context of 256 tokens" in short.stdout
 
 
+@pytest.mark.slow  # several CLI processes
 def test_cli_errors_name_the_flag(home, tmp_path):
     source = tmp_path / "rows.jsonl"
     write_jsonl([{"dialogue": "hi", "summary": "greeting"}], source)
@@ -209,6 +212,7 @@ def test_cli_errors_name_the_flag(home, tmp_path):
     assert offline.returncode == 1 and "HF_HUB_OFFLINE" in offline.stderr
 
 
+@pytest.mark.slow  # several CLI processes
 def test_cli_from_docs_and_validate_continued_pre_training(home, tmp_path, tiny_model_dir):
     run("models", "add", "tiny", str(tiny_model_dir))
     doc = tmp_path / "book.txt"

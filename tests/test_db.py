@@ -89,6 +89,7 @@ def test_migrations_downgrade_and_upgrade_again(database_url: str) -> None:
         engine.dispose()
 
 
+@pytest.mark.slow  # several processes, each importing the stack
 def test_processes_migrating_a_fresh_database_at_once_all_succeed(database_url: str) -> None:
     script = "import sys; from tuneforge.db import create_db_engine, migrate; migrate(create_db_engine(sys.argv[1]))"
     procs = [
@@ -204,12 +205,11 @@ def test_open_database_migrates_once_per_url(db: sessionmaker[Session], database
 # ---- unreachable ------------------------------------------------------------------------------------
 
 
-def test_unreachable_postgres_is_unavailable_quickly_with_the_password_masked() -> None:
+def test_unreachable_postgres_is_unavailable_with_the_password_masked() -> None:
+    """How fast it gives up: bench/fail_fast.py."""
     url = "postgresql+psycopg2://me:s3cret@127.0.0.1:1/db"  # port 1: nothing listens, refused at once
-    started = time.monotonic()
     with pytest.raises(Unavailable) as err:
         open_database(url)
-    assert time.monotonic() - started < 5
     message = err.value.message
     assert "s3cret" not in message and "me:***@127.0.0.1:1/db" in message
     assert "running" in message and "TUNEFORGE_DATABASE_URL" in message

@@ -147,6 +147,7 @@ LLAMA_BODY = json.dumps({"prompt": "[INST] Where is room 507? [/INST]", "max_gen
 TITAN_BODY = json.dumps({"inputText": "Where is room 507?", "textGenerationConfig": {"maxTokenCount": 8, "temperature": 0}})
 
 
+@pytest.mark.timeout(1200)  # its own waits (job, three loads, a CLI update) add up to more than the default
 def test_custom_model_deployment_lifecycle(server, bedrock, runtime, no_retries, tmp_path):
     hyperparameters = {"epochCount": "4", "batchSize": "2", "learningRate": "0.01", "maxSequenceLength": "64"}  # enough to change outputs
     job = wait_for(bedrock, bedrock.create_model_customization_job(**job_args(tmp_path, "deploy-job", hyperParameters=hyperparameters))["jobArn"])
@@ -223,7 +224,8 @@ def test_custom_model_deployment_lifecycle(server, bedrock, runtime, no_retries,
     with pytest.raises(ClientError) as err:
         bedrock.get_provisioned_model_throughput(provisionedModelId=arn)
     assert code(err.value) == ("ResourceNotFoundException", 404)
-    deadline = time.monotonic() + 30
+    # a replacement still loading when the deployment went is closed once it is up: on a busy machine, a while
+    deadline = time.monotonic() + 120
     while workers(server) and time.monotonic() < deadline:
         time.sleep(0.3)
     assert workers(server) == []

@@ -57,6 +57,7 @@ def test_rouge_matches_hand_computed_values():
 # ---- the child process, against the serving worker and transformers
 
 
+@pytest.mark.slow  # evaluation processes load the model
 def test_generation_is_the_served_greedy_text_and_scores_itself_perfectly(tiny_model_dir):
     with WorkerProcess(WorkerSpec("tiny", str(tiny_model_dir), dtype="float32")) as worker:
         served = [worker.generate(GenerationRequest(prompt=p, params=SamplingParams(temperature=0.0, max_tokens=12))).text.strip()
@@ -74,6 +75,7 @@ def test_generation_is_the_served_greedy_text_and_scores_itself_perfectly(tiny_m
     assert chat.chat and chat.results[0].predictions[0] != served[0]
 
 
+@pytest.mark.slow  # evaluation processes load the model
 def test_perplexity_equals_the_models_own_loss(tiny_model_dir):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -100,6 +102,7 @@ def test_perplexity_equals_the_models_own_loss(tiny_model_dir):
     assert both.tokens == predicted and both.loss == pytest.approx(total / predicted, rel=1e-4)
 
 
+@pytest.mark.slow  # evaluation processes load the model
 def test_bad_inputs_fail_with_the_field_named(tiny_model_dir, tmp_path):
     with pytest.raises(InvalidInput, match="row 1: the prompt is .* tokens, longer than the model's context of 256") as err:
         compare_rouge([tiny(tiny_model_dir)], [PromptRow("rules " * 400, "x")], max_tokens=4)
@@ -135,6 +138,7 @@ def summaries(n: int) -> list[dict]:
              "completion": "The guest checks in at the hotel."} for i in range(n)]
 
 
+@pytest.mark.slow  # a training job, then CLI evaluations
 def test_cli_compares_a_base_and_its_fine_tuned_model(home, tmp_path, tiny_model_dir):
     run("models", "add", "tiny", str(tiny_model_dir))
     train, held_out = tmp_path / "train.jsonl", tmp_path / "dev.jsonl"
@@ -165,6 +169,7 @@ def test_cli_compares_a_base_and_its_fine_tuned_model(home, tmp_path, tiny_model
     assert missing.returncode == 3 and "tuneforge custom-models list" in missing.stderr and "Traceback" not in missing.stderr
 
 
+@pytest.mark.slow  # six CLI commands, evaluations among them
 def test_cli_process_never_imports_torch(home, tmp_path, tiny_model_dir):
     """Run the commands in-process in a fresh interpreter and look at sys.modules afterwards."""
     rows = tmp_path / "dev.jsonl"

@@ -10,7 +10,10 @@ import subprocess
 import sys
 from contextlib import contextmanager
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.timeout(1200)  # an example may run 600 s (run_example's limit), then its answers are checked
 
 
 def run_example(server, script: str, *args: str) -> dict:

@@ -69,6 +69,7 @@ def test_generation_stops_at_the_context_window(engine):
     assert result.prompt_tokens + result.completion_tokens <= 256 and result.stop_reason is StopReason.LENGTH
 
 
+@pytest.mark.slow  # a worker process
 def test_worker_process_streams_and_survives_bad_requests(tiny_model_dir):
     with WorkerProcess(WorkerSpec("tiny", str(tiny_model_dir), dtype="float32")) as worker:
         assert worker.info.device == "cpu" and worker.info.context_length == 256
@@ -80,6 +81,7 @@ def test_worker_process_streams_and_survives_bad_requests(tiny_model_dir):
         assert worker.generate(greedy(max_tokens=4)).completion_tokens == 4  # still serving
 
 
+@pytest.mark.slow  # a worker process
 def test_worker_reports_a_missing_checkpoint(tmp_path):
     with pytest.raises((NotFound, ModelFailure, OSError, InvalidInput)):
         WorkerProcess(WorkerSpec("ghost", str(tmp_path / "nothing-here")))

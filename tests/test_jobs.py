@@ -26,6 +26,8 @@ from tuneforge.settings import load_settings
 
 TIMEOUT = 180  # seconds a tiny job may take on a busy 2-core CI machine
 
+pytestmark = pytest.mark.slow  # real job processes: each loads torch and trains
+
 
 @pytest.fixture
 def env(tmp_path, monkeypatch, tiny_model_dir):
@@ -173,9 +175,8 @@ def test_stop_ends_the_job_and_its_process_tree(env, tmp_path):
         assert time.monotonic() < deadline
         time.sleep(0.3)
     pid = jobs.get("long").pid
-    started = time.monotonic()
-    stopped = jobs.stop("long")
-    assert stopped.status == "Stopped" and time.monotonic() - started < 15
+    stopped = jobs.stop("long")  # how fast: bench/job_stop.py
+    assert stopped.status == "Stopped"
     assert stopped.status_details["trainingDetails"]["status"] == "Stopped"
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     with pytest.raises(Conflict):

@@ -8,6 +8,7 @@ from tuneforge.inference.spec import WorkerSpec
 from tuneforge.serving.client import WorkerProcess
 
 
+@pytest.mark.slow  # an embedding worker process
 def test_embed_returns_normalized_float32_rows_in_order(tiny_embedder_dir):
     with WorkerProcess(WorkerSpec("tiny-embedder", str(tiny_embedder_dir), task="embed")) as worker:
         assert worker.info.dimension == 32 and worker.info.max_tokens == 128
@@ -25,6 +26,7 @@ def test_embed_returns_normalized_float32_rows_in_order(tiny_embedder_dir):
         assert worker.embed(["still serving"]).shape == (1, 32)
 
 
+@pytest.mark.slow  # an embedding worker process
 def test_embedding_worker_refuses_a_directory_without_modules_json(tmp_path):
     with pytest.raises(InvalidInput, match="modules.json"):
         WorkerProcess(WorkerSpec("ghost", str(tmp_path), task="embed"))

@@ -80,6 +80,7 @@ def rag(tmp_path, monkeypatch, tiny_model_dir, tiny_embedder_dir):
         retriever.close()
 
 
+@pytest.mark.slow  # generation and embedding worker processes
 def test_sessions_rewriting_templates_and_citations(rag):
     service, recorder, kb_id, sessions = rag
     # the tiny model reads 256 tokens: one result and a short answer keep the default prompt within it
@@ -183,6 +184,7 @@ def test_real_models_answer_from_real_statutes(tmp_path, monkeypatch):
         retriever.close()
 
 
+@pytest.mark.slow  # generation and embedding worker processes
 def test_results_that_do_not_fit_the_context_are_dropped_lowest_first(rag):
     """Three results and a long template overflow the tiny model's 256-token context: the answer comes from
     fewer results (the model refused the longer prompts), never a ValidationException while one result fits."""

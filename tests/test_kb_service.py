@@ -126,6 +126,7 @@ def test_knowledge_base_and_data_source_validation(services, tmp_path):
     assert [k.name for k in kbs.list_knowledge_bases().items] == []
 
 
+@pytest.mark.slow  # an embedding worker process
 def test_incremental_sync_indexes_only_what_changed(services, embedder, tmp_path):
     settings, sessions, _catalog, kbs = services
     folder = tmp_path / "docs"
@@ -187,6 +188,7 @@ def test_incremental_sync_indexes_only_what_changed(services, embedder, tmp_path
         store.close()
 
 
+@pytest.mark.slow  # an embedding worker process
 def test_none_chunking_fails_documents_longer_than_the_model_reads(services, embedder, tmp_path):
     _settings, sessions, _catalog, kbs = services
     folder = tmp_path / "docs"
@@ -224,6 +226,7 @@ def wait_job(kbs, kb_id, ds_id, job_id, timeout=TIMEOUT):
     raise AssertionError(f"ingestion job {job_id} still {job.status} after {timeout}s: {job.progress}")
 
 
+@pytest.mark.slow  # ingestion job processes
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_ingestion_job_process_on_s3_then_retrieve(services, embedder, s3_env):
     _settings, _sessions, _catalog, kbs = services
@@ -272,6 +275,7 @@ def test_ingestion_job_process_on_s3_then_retrieve(services, embedder, s3_env):
         retriever.close()
 
 
+@pytest.mark.slow  # ingestion job processes
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_job_whose_process_died_is_failed_and_a_rerun_resumes(services, tmp_path):
     _settings, sessions, _catalog, kbs = services
@@ -290,6 +294,7 @@ def test_a_job_whose_process_died_is_failed_and_a_rerun_resumes(services, tmp_pa
     assert wait_job(kbs, kb.knowledge_base_id, ds.data_source_id, new.ingestion_job_id).status == "COMPLETE"
 
 
+@pytest.mark.slow  # an embedding worker process
 def test_embedding_vectors_are_what_the_store_holds(services, embedder, tmp_path):
     """The chunk vectors stored are the worker's embeddings of the chunk text (search by a chunk's own text finds it)."""
     _settings, sessions, _catalog, kbs = services

@@ -372,6 +372,7 @@ def exchange_act() -> ParsedDocument:
 
 
 @needs_shared_data
+@pytest.mark.slow  # parses a whole statute PDF
 def test_exchange_act_pages_and_running_lines() -> None:
     doc = exchange_act()
     assert doc.page_count == 427 and not doc.warnings

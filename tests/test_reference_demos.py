@@ -25,6 +25,8 @@ ROLE = "arn:aws:iam::123456789012:role/bedrock-customization"
 LLAMA = "meta.llama2-13b-v1:0:4k"
 TITAN = "amazon.titan-text-express-v1:0:8k"
 
+pytestmark = pytest.mark.timeout(900)  # two polls of up to 240 s each (the job, the deployment) and the server's start
+
 
 @pytest.fixture
 def stack(s3_env, start_server):

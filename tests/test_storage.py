@@ -283,14 +283,13 @@ def test_missing_local_file(tmp_path: Path) -> None:
 
 
 def test_unreachable_endpoint_is_unavailable(closed_port_endpoint: str) -> None:
-    start = time.monotonic()
+    """How fast it gives up: bench/fail_fast.py."""
     with pytest.raises(Unavailable) as err:
         storage.read_bytes("s3://bucket/key")
     assert closed_port_endpoint in str(err.value)
     assert "AWS_ENDPOINT_URL" in str(err.value)
     with pytest.raises(Unavailable):
         list(storage.list_objects("s3://bucket/"))
-    assert time.monotonic() - start < 5
 
 
 def test_no_credentials_is_access_denied(s3_env: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,7 @@ run, so expected token counts can be written down exactly.
 """
 
 import json
-import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from tuneforge.data import (
     read_records,
     validate_dataset,
 )
+from tuneforge.data.validate import BATCH_LINES
 from tuneforge.errors import InvalidInput, NotFound
 from tuneforge.training.lengths import record_limit, training_length
 
@@ -333,17 +334,25 @@ def test_validates_from_s3(s3_env, count):
     assert list(read_records(uri, FT)) == [GOOD]
 
 
-def test_large_file_streams_in_reasonable_time(tmp_path, count, capsys):
+@pytest.mark.slow  # 50,000 lines, memory traced
+def test_large_file_streams_in_batches(tmp_path, count):
+    """50,000 lines are read a batch at a time, never held whole. Its speed: bench/validate_throughput.py."""
     lines = 50_000
     record = json.dumps({"prompt": "summarize the conversation: " + "the hotel guest pays " * 8, "completion": "the guest pays"})
+    one = validate(write_lines(tmp_path / "one.jsonl", [json.loads(record)]), count, max_sequence_length=128)
     path = tmp_path / "big.jsonl"
     path.write_bytes((record + "\n").encode() * lines)
-    started = time.perf_counter()
-    report = validate(path, count, max_sequence_length=128, limits=DataLimits(max_records_fine_tuning=lines))
-    elapsed = time.perf_counter() - started
-    assert report.ok and report.records == lines
-    with capsys.disabled():
-        print(f"\n{lines:,} lines ({path.stat().st_size / 1e6:.1f} MB) in {elapsed:.2f} s: {lines / elapsed:,.0f} lines/s")
+    seen: list[int] = []
+    tracemalloc.start()
+    try:
+        report = validate(path, count, max_sequence_length=128, limits=DataLimits(max_records_fine_tuning=lines),
+                          progress=seen.append)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert report.ok and report.records == lines and report.tokens == lines * one.tokens
+    assert len(seen) == lines // BATCH_LINES + 1 and seen == sorted(seen) and seen[-1] == path.stat().st_size
+    assert peak < path.stat().st_size / 10, peak  # the file is 12 MB; measured peak 0.4 MB (a batch is 60 KB)
 
 
 # ---- lengths: what a record is checked against (tuneforge.training.lengths) -------------------------------------------
