@@ -73,6 +73,7 @@ def test_errors_say_what_to_do(home, args, code, needle):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # CLI processes
 def test_jobs_create_refuses_a_missing_data_file_naming_the_flag(home, tiny_model_dir, tmp_path):
     run("models", "add", "tiny", str(tiny_model_dir))
     missing = tmp_path / "never-written.jsonl"
