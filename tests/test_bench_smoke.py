@@ -30,7 +30,8 @@ SMOKE = [
                  marks=pytest.mark.slow),
     pytest.param("retrieval.py", ["xrefrag", "uscode-securities"], ["recall x BM25", "HYBRID"], id="retrieval"),
     pytest.param("serve_throughput.py", [], ["throughput ratio"], id="serve_throughput", marks=pytest.mark.slow),
-    pytest.param("training_length.py", ["dialogsum"], ["speed ratio", "grows"], id="training_length", marks=pytest.mark.slow),
+    # its 8-column table wraps headers at 80 columns; the baseline row's ratio to itself is always there
+    pytest.param("training_length.py", ["dialogsum"], ["grows", "1.00x"], id="training_length", marks=pytest.mark.slow),
     pytest.param("train_throughput.py", ["dialogsum"], ["ratio ours/TRL", "MFU TRL SFTTrainer"], id="train_throughput",
                  marks=pytest.mark.slow),
     pytest.param("vector_search.py", [], ["cache speed-up"], id="vector_search"),
