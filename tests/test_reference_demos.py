@@ -20,6 +20,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from tuneforge.catalog.service import Catalog
+from tuneforge.db import open_database
+from tuneforge.jobs.service import JobService
+from tuneforge.settings import load_settings
+
 
 ROLE = "arn:aws:iam::123456789012:role/bedrock-customization"
 LLAMA = "meta.llama2-13b-v1:0:4k"

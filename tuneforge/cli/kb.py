@@ -30,7 +30,6 @@ from tuneforge.errors import InvalidInput, NotFound
 from tuneforge.knowledge.service import KnowledgeBaseService
 from tuneforge.serving.client import WorkerProcess
 from tuneforge.wire import knowledge as views
-from tuneforge.wire.timestamps import timestamp
 
 app = typer.Typer(help="Knowledge bases: ingest documents, retrieve passages, ask questions with citations.", no_args_is_help=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print Bedrock's JSON shape instead of a table.")]
