@@ -1,6 +1,7 @@
 """How fast does an unreachable backend fail? PostgreSQL and S3 against the floor, a refused TCP connect, same run.
 
     python bench/fail_fast.py [--repeats 5]
+    python bench/fail_fast.py --repeats 1                  # smoke run (CI)
 
 The tests check that an unreachable database or S3 endpoint is `Unavailable` with a useful message
 (tests/test_db.py, tests/test_storage.py); how long that takes is measured here. Each case targets a port on
@@ -21,6 +22,10 @@ import socket
 import statistics
 import time
 from collections.abc import Callable
+
+from _preflight import require  # bench/ is sys.path[0] when a benchmark runs
+
+require("tuneforge", "psycopg2", "boto3")
 
 from tuneforge import storage
 from tuneforge.db import open_database

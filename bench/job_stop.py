@@ -2,6 +2,7 @@
 process of the same kind (torch imported, nothing to save), same run.
 
     python bench/job_stop.py [--repeats 3]
+    python bench/job_stop.py --repeats 1                   # smoke run (CI)
 
 tests/test_jobs.py checks that a stopped job ends Stopped with its whole process tree gone; how fast is measured
 here. Each repeat starts a long fine-tuning job on the tiny random Llama of the tests (tests/tiny_model.py;
@@ -23,6 +24,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _preflight import require  # bench/ is sys.path[0] when a benchmark runs
+
+require("tuneforge", "torch", "transformers", "peft")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.tiny_model import build_tiny_llama  # noqa: E402  (the tests' tiny model)

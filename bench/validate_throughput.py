@@ -2,6 +2,7 @@
 work (read each line, json.loads it, count its tokens in batches, no checks), same file, same tokenizer, same run.
 
     python bench/validate_throughput.py [--lines 50000] [--repeats 3] [--tokenizer DIR_OR_TOKENIZER_JSON]
+    python bench/validate_throughput.py --lines 2000 --repeats 1   # smoke run (CI)
 
 The workload of tests/test_validate.py's large-file test (which checks it streams in batches, not its speed): a
 prompt/completion line of ~240 bytes repeated --lines times. Tokenizer: all-MiniLM-L6-v2's tokenizer.json from
@@ -16,6 +17,10 @@ import json
 import tempfile
 import time
 from pathlib import Path
+
+from _preflight import require  # bench/ is sys.path[0] when a benchmark runs
+
+require("tuneforge", "tokenizers")
 
 from tuneforge.catalog.builtin import package_path
 from tuneforge.data import DataLimits, DatasetKind, load_token_counter, validate_dataset

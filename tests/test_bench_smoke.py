@@ -26,6 +26,8 @@ TIMEOUT = 1800  # seconds: a hung benchmark fails the run instead of stalling CI
 SMOKE = [
     pytest.param("api_auth.py", [], ["no-auth", "ratio"], id="api_auth"),
     pytest.param("cpu_dtype.py", [], ["decode tokens/s", "ratio", "perplexity"], id="cpu_dtype", marks=pytest.mark.slow),
+    pytest.param("fail_fast.py", [], ["baseline", "ratio"], id="fail_fast"),
+    pytest.param("job_stop.py", [], ["baseline", "ratio"], id="job_stop", marks=pytest.mark.slow),
     pytest.param("quality.py", ["dialogsum", "rlhf-book"], ["ROUGE-L", "Perplexity", "total wall time"], id="quality",
                  marks=pytest.mark.slow),
     pytest.param("retrieval.py", ["xrefrag", "uscode-securities"], ["recall x BM25", "HYBRID"], id="retrieval"),
@@ -34,6 +36,7 @@ SMOKE = [
     pytest.param("training_length.py", ["dialogsum"], ["grows", "1.00x"], id="training_length", marks=pytest.mark.slow),
     pytest.param("train_throughput.py", ["dialogsum"], ["ratio ours/TRL", "MFU TRL SFTTrainer"], id="train_throughput",
                  marks=pytest.mark.slow),
+    pytest.param("validate_throughput.py", [], ["baseline", "ratio"], id="validate_throughput"),
     pytest.param("vector_search.py", [], ["cache speed-up"], id="vector_search"),
 ]
 
