@@ -2,14 +2,16 @@
 
 import subprocess
 import sys
+import threading
 
 import pytest
 
-from tuneforge.errors import InvalidInput, ModelFailure, NotFound
+from tuneforge.errors import InvalidInput, ModelFailure, NotFound, Throttled
 from tuneforge.inference.engine import LocalEngine
 from tuneforge.inference.params import GenerationRequest, Message, SamplingParams, StopReason
-from tuneforge.inference.spec import WorkerSpec
+from tuneforge.inference.spec import Capacity, WorkerSpec
 from tuneforge.serving.client import WorkerProcess
+from tuneforge.serving.pool import WorkerPool
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +81,32 @@ def test_worker_process_streams_and_survives_bad_requests(tiny_model_dir):
             worker.generate(greedy(prompt="rules " * 400))
         assert err.value.field == "prompt"
         assert worker.generate(greedy(max_tokens=4)).completion_tokens == 4  # still serving
+
+
+@pytest.mark.slow  # a worker process
+def test_the_pool_starts_workers_with_the_servers_capacity(tiny_model_dir):
+    """Batch 1, queue 1: of four long requests sent at once, one decodes, one waits, two are refused."""
+    pool = WorkerPool(capacity=Capacity(max_batch_size=1, max_queue=1))
+    try:
+        worker = pool.get("tiny", lambda: WorkerSpec("tiny", str(tiny_model_dir), dtype="float32"))
+        start, outcomes = threading.Barrier(4), []
+
+        def call() -> None:
+            start.wait()
+            try:
+                worker.generate(greedy(max_tokens=240, ignore_eos=True))
+                outcomes.append("ok")
+            except Throttled:
+                outcomes.append("throttled")
+
+        threads = [threading.Thread(target=call) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes) == ["ok", "ok", "throttled", "throttled"]
+    finally:
+        pool.close()
 
 
 @pytest.mark.slow  # a worker process

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     job_concurrency: int = Field(default=1, ge=1, le=64, description="customization jobs that train at once")
     max_model_units: int = Field(default=8, ge=1, le=256, description="model units (worker processes) one provisioned throughput may ask for")
     max_queue: int = Field(default=64, ge=1, le=100_000, description="requests a serving worker queues before it throttles")
+    max_batch_size: int = Field(default=8, ge=1, le=1024, description="sequences a serving worker decodes together")
     auth: bool = Field(default=True, description="require signed (SigV4) or bearer-authenticated API calls")
     clock_skew_seconds: int = Field(default=300, ge=1, le=86_400, description="allowed signing-time skew")
     max_request_bytes: int = Field(default=16 << 20, ge=1024, description="largest request body accepted")

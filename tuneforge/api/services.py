@@ -9,6 +9,7 @@ from starlette.requests import Request
 from tuneforge.api.metrics import ApiMetrics
 from tuneforge.catalog.service import Catalog, embedding_spec
 from tuneforge.db import open_database
+from tuneforge.inference.spec import Capacity
 from tuneforge.jobs.service import JobService
 from tuneforge.knowledge.retrieve import Retriever
 from tuneforge.knowledge.service import KnowledgeBaseService
@@ -47,8 +48,9 @@ class Services:
         jobs = JobService(settings, sessions, catalog)
         registry = CustomModelRegistry(settings, sessions)
         deployments = DeploymentService(settings, sessions, catalog, registry)
-        pool = WorkerPool()
-        supervisor = Supervisor(deployments, max_queue=settings.max_queue).start()
+        capacity = Capacity(max_batch_size=settings.max_batch_size, max_queue=settings.max_queue)
+        pool = WorkerPool(capacity=capacity)
+        supervisor = Supervisor(deployments, capacity=capacity).start()
         knowledge = KnowledgeBaseService(settings, sessions, catalog)
         # query embeddings: the knowledge base's embedding model, one worker per model in the pool
         retriever = Retriever(knowledge, embedder_for=lambda model_id: pool.get(

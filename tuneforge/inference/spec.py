@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass
 
@@ -24,3 +25,14 @@ class WorkerSpec:
     @classmethod
     def from_json(cls, text: str) -> "WorkerSpec":
         return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """How much one serving worker takes on: the server's settings, applied to every spec it starts."""
+
+    max_batch_size: int = 8
+    max_queue: int = 64
+
+    def apply(self, spec: WorkerSpec) -> WorkerSpec:
+        return dataclasses.replace(spec, max_batch_size=self.max_batch_size, max_queue=self.max_queue)

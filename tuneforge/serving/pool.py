@@ -14,14 +14,15 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from tuneforge.errors import ModelNotReady
-from tuneforge.inference.spec import WorkerSpec
+from tuneforge.inference.spec import Capacity, WorkerSpec
 from tuneforge.serving.client import WorkerProcess
 
 REAP_EVERY_SECONDS = 15.0
 
 
 class WorkerPool:
-    def __init__(self, *, idle_seconds: float = 900.0, load_timeout: float = 120.0) -> None:
+    def __init__(self, *, idle_seconds: float = 900.0, load_timeout: float = 120.0, capacity: Capacity | None = None) -> None:
+        self.capacity = capacity
         self.idle_seconds = idle_seconds
         self.load_timeout = load_timeout
         self._lock = threading.Lock()
@@ -52,7 +53,8 @@ class WorkerPool:
 
     def _load(self, key: str, spec: Callable[[], WorkerSpec], future: Future) -> None:
         try:
-            worker = WorkerProcess(spec())
+            loaded = spec()
+            worker = WorkerProcess(self.capacity.apply(loaded) if self.capacity else loaded)
         except BaseException as exc:  # handed to every waiting request
             with self._lock:
                 self._loading.pop(key, None)

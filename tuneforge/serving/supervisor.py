@@ -15,7 +15,6 @@ the workers of its provisioned models.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from tuneforge.db.tables import ProvisionedModelRow
 from tuneforge.errors import ModelNotReady
 from tuneforge.inference.params import GenerationRequest, SamplingParams
-from tuneforge.inference.spec import WorkerSpec
+from tuneforge.inference.spec import Capacity, WorkerSpec
 from tuneforge.serving.client import WorkerProcess
 from tuneforge.serving.deployments import SETTLING, DeploymentService, DeploymentStatus
 
@@ -46,12 +45,12 @@ class _Group:
 
 class Supervisor:
     def __init__(
-        self, deployments: DeploymentService, *, poll_seconds: float = 1.0, max_queue: int | None = None,
+        self, deployments: DeploymentService, *, poll_seconds: float = 1.0, capacity: Capacity | None = None,
         spawn: Callable[[WorkerSpec], WorkerProcess] = WorkerProcess,
     ) -> None:
         self.deployments = deployments
         self.poll_seconds = poll_seconds
-        self.max_queue = max_queue
+        self.capacity = capacity
         self.spawn = spawn
         self._lock = threading.Lock()
         self._groups: dict[str, _Group] = {}
@@ -155,8 +154,8 @@ class Supervisor:
 
     def _start(self, model_arn: str) -> WorkerProcess:
         spec = self.deployments.worker_spec(model_arn)
-        if self.max_queue is not None:
-            spec = dataclasses.replace(spec, max_queue=self.max_queue)
+        if self.capacity is not None:
+            spec = self.capacity.apply(spec)
         try:
             worker = self.spawn(spec)
         finally:
