@@ -44,7 +44,7 @@ def create_key(home: Path, *flags: str, env: dict[str, str] | None = None) -> tu
 class Server:
     """`tuneforge serve` on a free port, with a full-access key (`self.key`) made by the CLI beforehand."""
 
-    def __init__(self, home: Path, env: dict[str, str] | None = None, *, no_auth: bool = False) -> None:
+    def __init__(self, home: Path, env: dict[str, str] | None = None, *, no_auth: bool = False, cwd: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.home = home
@@ -54,6 +54,7 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tuneforge", "serve", "--port", str(self.port), *(["--no-auth"] if no_auth else [])],
             env={**os.environ, "TUNEFORGE_HOME": str(home), **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=cwd,  # `python -m` puts the working directory first on sys.path: another tree's tuneforge runs from there
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

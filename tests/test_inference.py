@@ -1,5 +1,6 @@
 """The local engine and its worker process, on the tiny random-init Llama."""
 
+import asyncio
 import subprocess
 import sys
 import threading
@@ -81,6 +82,38 @@ def test_worker_process_streams_and_survives_bad_requests(tiny_model_dir):
             worker.generate(greedy(prompt="rules " * 400))
         assert err.value.field == "prompt"
         assert worker.generate(greedy(max_tokens=4)).completion_tokens == 4  # still serving
+
+
+@pytest.mark.slow  # a worker process
+def test_coroutines_stream_from_one_worker_at_once(tiny_model_dir):
+    """The server's path: many astreams on one event loop, each answered in full and in its own words; one that
+    leaves early frees its place, and a worker that dies fails the streams in flight instead of hanging them."""
+    async def collect(worker, request):
+        deltas = [d async for d in worker.astream(request)]
+        return "".join(d.text for d in deltas), deltas[-1].result
+
+    async def scenario(worker):
+        prompts = [f"Guest {i} checks in" for i in range(6)]
+        streamed = await asyncio.gather(*(collect(worker, greedy(p, max_tokens=12)) for p in prompts))
+        for prompt, (text, result) in zip(prompts, streamed):
+            assert text == result.text == (await worker.agenerate(greedy(prompt, max_tokens=12))).text
+            assert result.completion_tokens == 12
+        assert len({text for text, _ in streamed}) > 1  # different prompts, different answers: none was crossed
+
+        early = worker.astream(greedy(max_tokens=200, ignore_eos=True))
+        assert (await anext(early)).result is None
+        await early.aclose()
+        assert worker.pending() == 0
+
+        dying = worker.astream(greedy(max_tokens=200, ignore_eos=True))
+        await anext(dying)
+        worker.kill()
+        with pytest.raises(ModelFailure, match="stopped while answering"):
+            async for _ in dying:
+                pass
+
+    with WorkerProcess(WorkerSpec("tiny", str(tiny_model_dir), dtype="float32")) as worker:
+        asyncio.run(scenario(worker))
 
 
 @pytest.mark.slow  # a worker process

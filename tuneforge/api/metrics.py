@@ -6,14 +6,13 @@ Latency is measured to the response's start: for a stream, that is the time to i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from tuneforge.inference.params import Delta, GenerationRequest, GenerationResult
-from tuneforge.serving.client import WorkerProcess
+from tuneforge.inference.params import GenerationResult
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -58,23 +57,3 @@ class ApiMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-class MeteredWorker:
-    """A worker whose finished generations are counted in the token metrics (streams count at their end)."""
-
-    def __init__(self, worker: WorkerProcess, metrics: ApiMetrics, model: str) -> None:
-        self.worker = worker
-        self.metrics = metrics
-        self.model = model
-
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        result = self.worker.generate(request)
-        self.metrics.count_tokens(self.model, result)
-        return result
-
-    def stream(self, request: GenerationRequest) -> Iterator[Delta]:
-        for delta in self.worker.stream(request):
-            if delta.result is not None:
-                self.metrics.count_tokens(self.model, delta.result)
-            yield delta

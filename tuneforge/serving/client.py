@@ -1,19 +1,21 @@
 """Talk to a model worker process (tuneforge.inference.worker) from a process that must not import torch.
 
-Thread-safe: many threads may stream from one worker at once; a reader thread routes each answer line to the
-request it belongs to. If the worker dies, every request in flight fails at once with ModelFailure (which
-callers may retry), none hangs.
+Many callers may stream from one worker at once: threads through `stream`/`generate`, coroutines of one event loop
+through `astream`/`agenerate` (the server's request path, so that no thread waits on a stream). A reader thread
+routes each answer line to the request it belongs to. If the worker dies, every request in flight fails at once
+with ModelFailure (which callers may retry), none hangs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
 import queue
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,13 +44,32 @@ def _raise(payload: dict) -> None:
     raise_error(payload, default_message="the model worker failed")
 
 
+def _ends(event: dict) -> bool:
+    """Whether the worker is done with the request after this answer (its result, its error, or its death)."""
+    return event["event"] != "delta"
+
+
+class _LoopSink:
+    """Where the reader thread puts a coroutine's answers: onto its event loop, thread-safely."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+    def put(self, event: dict) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+        except RuntimeError:  # the loop has closed (server shutdown): nobody is waiting any more
+            pass
+
+
 class WorkerProcess:
     """One worker subprocess serving one model. Its stderr goes to this process's stderr (or `stderr`)."""
 
     def __init__(self, spec: WorkerSpec, *, env: dict[str, str] | None = None, stderr=None, executor: Executor = LOCAL) -> None:
         self.spec = spec
         self._ids = itertools.count(1)
-        self._pending: dict[int, queue.Queue] = {}
+        self._pending: dict[int, queue.Queue | _LoopSink] = {}
         self._lock = threading.Lock()
         self._proc = executor.spawn("tuneforge.inference.worker", ["--spec", spec.to_json()], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1, env=env)
@@ -96,35 +117,65 @@ class WorkerProcess:
             target.put(_DEAD)
 
     def stream(self, request: GenerationRequest) -> Iterator[Delta]:
-        rid = next(self._ids)
         answers: queue.Queue = queue.Queue()
-        with self._lock:
-            self._pending[rid] = answers
+        rid = self._open(answers, request)
         finished = False
         try:
-            self._send({"id": rid, "request": request.to_dict(), "stream": True})
             while True:
                 event = answers.get()
-                if event["event"] == "delta":
-                    yield Delta(event["text"])
-                elif event["event"] == "done":
-                    finished = True
-                    yield Delta("", GenerationResult.from_dict(event["result"]))
+                finished = _ends(event)
+                yield self._delta(event)
+                if finished:
                     return
-                elif event is _DEAD:
-                    finished = True
-                    raise errors.ModelFailure(
-                        f"the model worker for {self.spec.model_id} stopped while answering (exit code "
-                        f"{self._proc.poll()}); the request can be retried"
-                    )
-                else:
-                    finished = True
-                    _raise(event)
         finally:
+            self._close(rid, finished)
+
+    async def astream(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+        """`stream` for a coroutine: awaits each answer on the running loop instead of holding a thread."""
+        sink = _LoopSink()
+        rid = self._open(sink, request)
+        finished = False
+        try:
+            while True:
+                event = await sink.queue.get()
+                finished = _ends(event)
+                yield self._delta(event)
+                if finished:
+                    return
+        finally:
+            self._close(rid, finished)
+
+    def _open(self, sink: queue.Queue | _LoopSink, request: GenerationRequest) -> int:
+        rid = next(self._ids)
+        with self._lock:
+            self._pending[rid] = sink
+        try:
+            self._send({"id": rid, "request": request.to_dict(), "stream": True})
+        except BaseException:
             with self._lock:
                 self._pending.pop(rid, None)
-            if not finished:  # the caller went away mid-stream: free the batch slot
-                self._send({"id": rid, "op": "cancel"}, quiet=True)
+            raise
+        return rid
+
+    def _delta(self, event: dict) -> Delta:
+        """One answer line as a delta (the last one carries the result); the worker's errors are raised."""
+        if event["event"] == "delta":
+            return Delta(event["text"])
+        if event["event"] == "done":
+            return Delta("", GenerationResult.from_dict(event["result"]))
+        if event is _DEAD:
+            raise errors.ModelFailure(
+                f"the model worker for {self.spec.model_id} stopped while answering (exit code "
+                f"{self._proc.poll()}); the request can be retried"
+            )
+        _raise(event)
+        raise AssertionError("unreachable")  # _raise always raises
+
+    def _close(self, rid: int, finished: bool) -> None:
+        with self._lock:
+            self._pending.pop(rid, None)
+        if not finished:  # the caller went away mid-stream: free the batch slot
+            self._send({"id": rid, "op": "cancel"}, quiet=True)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """L2-normalized float32 embeddings, one row per text (embedding workers only)."""
@@ -160,6 +211,12 @@ class WorkerProcess:
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         for delta in self.stream(request):
+            if delta.result is not None:
+                return delta.result
+        raise errors.ModelFailure("the model worker ended the stream without a result")
+
+    async def agenerate(self, request: GenerationRequest) -> GenerationResult:
+        async for delta in self.astream(request):
             if delta.result is not None:
                 return delta.result
         raise errors.ModelFailure("the model worker ended the stream without a result")

@@ -4,33 +4,34 @@ Which worker answers, and in which body family, is tuneforge.serving.resolve's c
 custom models through a provisioned throughput (as in Bedrock). A model that takes either family answers a Titan
 `inputText` body in Titan's shape and a Llama 2 `prompt` body in Llama 2's.
 Streams use AWS event-stream framing; an error after the first event travels as an exception event.
+Every handler is a coroutine: a generation waits on its worker without holding a thread (tuneforge.api.generation).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from tuneforge.api import eventstream
-from tuneforge.api.metrics import MeteredWorker
-from tuneforge.api.services import Services, services
+from tuneforge.api.generation import MeteredWorker, resolve, started
+from tuneforge.api.services import services
 from tuneforge.catalog.entries import BodyFormat
 from tuneforge.errors import InvalidInput, Throttled, TuneforgeError
-from tuneforge.inference.params import Delta, GenerationRequest, Message, SamplingParams, StopReason
+from tuneforge.inference.params import GenerationRequest, Message, SamplingParams, StopReason
 from tuneforge.wire.bodies import parse_body, render_response, render_stream_chunk
 
 _CONVERSE_REASON = {StopReason.END: "end_turn", StopReason.LENGTH: "max_tokens", StopReason.STOP_SEQUENCE: "stop_sequence"}
 
 
-def target(s: Services, model_id: str, body: bytes | None = None) -> tuple[MeteredWorker, BodyFormat]:
+async def target(request: Request, model_id: str, body: bytes | None = None) -> tuple[MeteredWorker, BodyFormat]:
     """The worker serving `model_id` (its generations counted in the metrics) and the body family to speak."""
-    found = s.resolver.target(model_id)
-    return MeteredWorker(found.worker, s.metrics, found.model_id), found.body_format or _body_family(body)
+    worker, body_format = await resolve(services(request), model_id)
+    return worker, body_format or _body_family(body)
 
 
 def _body_family(body: bytes | None) -> BodyFormat:
@@ -42,38 +43,26 @@ def _body_family(body: bytes | None) -> BodyFormat:
     return BodyFormat.TITAN if isinstance(data, dict) and "inputText" in data else BodyFormat.LLAMA2
 
 
-def _stream_events(worker: MeteredWorker, request: GenerationRequest) -> Iterator[Delta]:
-    """Start generating and return the stream once its first delta is there, so early errors are HTTP errors."""
-    deltas = worker.stream(request)
-    first = next(deltas)
-
-    def chain() -> Iterator[Delta]:
-        yield first
-        yield from deltas
-
-    return chain()
-
-
 # ---- InvokeModel ----------------------------------------------------------------------------------
-def invoke_model(request: Request, params: dict[str, Any]) -> Response:
-    worker, fmt = target(services(request), params["modelId"], params.get("body"))
-    result = worker.generate(parse_body(params.get("body") or b"", fmt))
+async def invoke_model(request: Request, params: dict[str, Any]) -> Response:
+    worker, fmt = await target(request, params["modelId"], params.get("body"))
+    result = await worker.agenerate(parse_body(params.get("body") or b"", fmt))
     return Response(json.dumps(render_response(result, fmt)), media_type="application/json")
 
 
-def invoke_model_with_response_stream(request: Request, params: dict[str, Any]) -> Response:
-    worker, fmt = target(services(request), params["modelId"], params.get("body"))
+async def invoke_model_with_response_stream(request: Request, params: dict[str, Any]) -> Response:
+    worker, fmt = await target(request, params["modelId"], params.get("body"))
     generation = parse_body(params.get("body") or b"", fmt)
-    started = time.perf_counter()
-    deltas = _stream_events(worker, generation)
-    first_byte = time.perf_counter() - started
+    began = time.perf_counter()
+    deltas = await started(worker.astream(generation))
+    first_byte = time.perf_counter() - began
 
-    def frames() -> Iterator[bytes]:
+    async def frames() -> AsyncIterator[bytes]:
         # the prompt's token count is known once the result arrives: intermediate chunks carry None for it,
         # and a running count of deltas (exact in the last chunk)
         tokens, first = 0, True
         try:
-            for delta in deltas:
+            async for delta in deltas:
                 result = delta.result
                 if result is None and not delta.text:
                     continue
@@ -82,7 +71,7 @@ def invoke_model_with_response_stream(request: Request, params: dict[str, Any]) 
                 if result is not None:
                     chunk["amazon-bedrock-invocationMetrics"] = {
                         "inputTokenCount": result.prompt_tokens, "outputTokenCount": result.completion_tokens,
-                        "invocationLatency": int((time.perf_counter() - started) * 1000), "firstByteLatency": int(first_byte * 1000),
+                        "invocationLatency": int((time.perf_counter() - began) * 1000), "firstByteLatency": int(first_byte * 1000),
                     }
                 first = False
                 yield eventstream.chunk_event(chunk)
@@ -97,7 +86,7 @@ def _stream_error(exc: TuneforgeError) -> bytes:
     return eventstream.exception_event(member, exc.message)
 
 
-def _event_stream_response(frames: Iterator[bytes], headers: dict[str, str] | None = None) -> StreamingResponse:
+def _event_stream_response(frames: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> StreamingResponse:
     return StreamingResponse(frames, media_type="application/vnd.amazon.eventstream", headers=headers)
 
 
@@ -118,29 +107,29 @@ def _converse_request(params: dict[str, Any]) -> GenerationRequest:
     ))
 
 
-def converse(request: Request, params: dict[str, Any]) -> dict:
-    worker, _ = target(services(request), params["modelId"])
-    started = time.perf_counter()
-    result = worker.generate(_converse_request(params))
+async def converse(request: Request, params: dict[str, Any]) -> dict:
+    worker, _ = await target(request, params["modelId"])
+    began = time.perf_counter()
+    result = await worker.agenerate(_converse_request(params))
     return {
         "output": {"message": {"role": "assistant", "content": [{"text": result.text}]}},
         "stopReason": _CONVERSE_REASON[result.stop_reason],
         "usage": {"inputTokens": result.prompt_tokens, "outputTokens": result.completion_tokens,
                   "totalTokens": result.prompt_tokens + result.completion_tokens},
-        "metrics": {"latencyMs": int((time.perf_counter() - started) * 1000)},
+        "metrics": {"latencyMs": int((time.perf_counter() - began) * 1000)},
     }
 
 
-def converse_stream(request: Request, params: dict[str, Any]) -> Response:
-    worker, _ = target(services(request), params["modelId"])
+async def converse_stream(request: Request, params: dict[str, Any]) -> Response:
+    worker, _ = await target(request, params["modelId"])
     generation = _converse_request(params)
-    started = time.perf_counter()
-    deltas = _stream_events(worker, generation)
+    began = time.perf_counter()
+    deltas = await started(worker.astream(generation))
 
-    def frames() -> Iterator[bytes]:
+    async def frames() -> AsyncIterator[bytes]:
         yield eventstream.event("messageStart", {"role": "assistant"})
         try:
-            for delta in deltas:
+            async for delta in deltas:
                 if delta.text:
                     yield eventstream.event("contentBlockDelta", {"delta": {"text": delta.text}, "contentBlockIndex": 0})
                 if delta.result is not None:
@@ -150,7 +139,7 @@ def converse_stream(request: Request, params: dict[str, Any]) -> Response:
                     yield eventstream.event("metadata", {
                         "usage": {"inputTokens": result.prompt_tokens, "outputTokens": result.completion_tokens,
                                   "totalTokens": result.prompt_tokens + result.completion_tokens},
-                        "metrics": {"latencyMs": int((time.perf_counter() - started) * 1000)},
+                        "metrics": {"latencyMs": int((time.perf_counter() - began) * 1000)},
                     })
         except TuneforgeError as exc:
             yield _stream_error(exc)

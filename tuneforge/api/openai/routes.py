@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -21,14 +21,15 @@ from tuneforge.errors import NotFound, TuneforgeError
 SERVICE = "openai"  # the metrics' service label
 
 
-def _route(path: str, method: str, operation: str, handle: Callable[[Services, Request, bytes], object]) -> Route:
+# a handler is a coroutine (generation awaits its worker on the loop); blocking work inside it goes to the thread pool
+def _route(path: str, method: str, operation: str, handle: Callable[[Services, Request, bytes], Awaitable[object]]) -> Route:
     async def endpoint(request: Request) -> Response:
         s = services(request)
         started = time.perf_counter()
         try:
             body = await read_body(request, s.settings.max_request_bytes)
             await run_in_threadpool(authenticate_bearer, s, request.headers.get("authorization"))
-            result = await run_in_threadpool(handle, s, request, body)
+            result = await handle(s, request, body)
             if isinstance(result, dict):
                 response: Response = JSONResponse(result)
             else:
@@ -42,14 +43,14 @@ def _route(path: str, method: str, operation: str, handle: Callable[[Services, R
     return Route(path, endpoint, methods=[method], name=f"openai:{operation}")
 
 
-def _chat(s: Services, request: Request, body: bytes):
+async def _chat(s: Services, request: Request, body: bytes):
     parsed = parse(ChatCompletionRequest, body)
-    return serving.chat_completion_stream(s, parsed) if parsed.stream else serving.chat_completion(s, parsed)
+    return await (serving.chat_completion_stream(s, parsed) if parsed.stream else serving.chat_completion(s, parsed))
 
 
-def _completion(s: Services, request: Request, body: bytes):
+async def _completion(s: Services, request: Request, body: bytes):
     parsed = parse(CompletionRequest, body)
-    return serving.completion_stream(s, parsed) if parsed.stream else serving.completion(s, parsed)
+    return await (serving.completion_stream(s, parsed) if parsed.stream else serving.completion(s, parsed))
 
 
 _PATHS = {"/v1/models", "/v1/chat/completions", "/v1/completions"}
@@ -69,8 +70,9 @@ async def _unknown(request: Request) -> Response:
 
 def routes() -> list[Route]:
     return [
-        _route("/v1/models", "GET", "ListModels", lambda s, request, body: serving.list_models(s)),
-        _route("/v1/models/{model:path}", "GET", "RetrieveModel", lambda s, request, body: serving.get_model(s, request.path_params["model"])),
+        _route("/v1/models", "GET", "ListModels", lambda s, request, body: run_in_threadpool(serving.list_models, s)),
+        _route("/v1/models/{model:path}", "GET", "RetrieveModel",
+               lambda s, request, body: run_in_threadpool(serving.get_model, s, request.path_params["model"])),
         _route("/v1/chat/completions", "POST", "ChatCompletions", _chat),
         _route("/v1/completions", "POST", "Completions", _completion),
         Route("/v1/{path:path}", _unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "QUERY"]),  # every method schemathesis probes: all answers are OpenAI JSON

@@ -2,7 +2,8 @@
 
 Streams are server-sent events: one `data: {chunk}` per delta, a final chunk with `finish_reason`, a usage chunk
 (`choices: []`) when `stream_options.include_usage` is set, then `data: [DONE]`. An error after the stream has
-started travels as `data: {"error": {...}}`, which OpenAI's clients raise.
+started travels as `data: {"error": {...}}`, which OpenAI's clients raise. Generations are coroutines: none holds a
+thread while it waits on its worker (tuneforge.api.generation).
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
-from tuneforge.api.metrics import MeteredWorker
+from tuneforge.api.generation import MeteredWorker, resolve, started
 from tuneforge.api.openai.errors import error_body
 from tuneforge.api.openai.protocol import FINISH_REASON, ChatCompletionRequest, CompletionRequest
 from tuneforge.api.services import Services
@@ -35,9 +36,8 @@ def _model(m) -> dict:
     return {"id": m.model_id, "object": "model", "created": 0, "owned_by": m.provider_name}
 
 
-def _worker(s: Services, model: str) -> MeteredWorker:
-    found = s.resolver.target(model, field="model")
-    return MeteredWorker(found.worker, s.metrics, found.model_id)
+async def _worker(s: Services, model: str) -> MeteredWorker:
+    return (await resolve(s, model, field="model"))[0]
 
 
 def _usage(result: GenerationResult) -> dict:
@@ -45,8 +45,8 @@ def _usage(result: GenerationResult) -> dict:
             "total_tokens": result.prompt_tokens + result.completion_tokens}
 
 
-def chat_completion(s: Services, request: ChatCompletionRequest) -> dict:
-    result = _worker(s, request.model).generate(request.to_generation())
+async def chat_completion(s: Services, request: ChatCompletionRequest) -> dict:
+    result = await (await _worker(s, request.model)).agenerate(request.to_generation())
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()), "model": request.model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
@@ -55,8 +55,8 @@ def chat_completion(s: Services, request: ChatCompletionRequest) -> dict:
     }
 
 
-def completion(s: Services, request: CompletionRequest) -> dict:
-    result = _worker(s, request.model).generate(request.to_generation())
+async def completion(s: Services, request: CompletionRequest) -> dict:
+    result = await (await _worker(s, request.model)).agenerate(request.to_generation())
     return {
         "id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": request.model,
         "choices": [{"index": 0, "text": result.text, "finish_reason": FINISH_REASON[result.stop_reason], "logprobs": None}],
@@ -64,8 +64,8 @@ def completion(s: Services, request: CompletionRequest) -> dict:
     }
 
 
-def chat_completion_stream(s: Services, request: ChatCompletionRequest) -> Iterator[bytes]:
-    deltas = _started(_worker(s, request.model).stream(request.to_generation()))
+async def chat_completion_stream(s: Services, request: ChatCompletionRequest) -> AsyncIterator[bytes]:
+    deltas = await started((await _worker(s, request.model)).astream(request.to_generation()))
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()), "model": request.model}
 
     def choice(delta: dict, finish: str | None) -> dict:
@@ -77,8 +77,8 @@ def chat_completion_stream(s: Services, request: ChatCompletionRequest) -> Itera
                 last=lambda reason: choice({}, reason))
 
 
-def completion_stream(s: Services, request: CompletionRequest) -> Iterator[bytes]:
-    deltas = _started(_worker(s, request.model).stream(request.to_generation()))
+async def completion_stream(s: Services, request: CompletionRequest) -> AsyncIterator[bytes]:
+    deltas = await started((await _worker(s, request.model)).astream(request.to_generation()))
     base = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": request.model}
 
     def choice(text: str, finish: str | None) -> dict:
@@ -87,18 +87,7 @@ def completion_stream(s: Services, request: CompletionRequest) -> Iterator[bytes
     return _sse(deltas, base, request.include_usage, first=None, text=lambda t: choice(t, None), last=lambda reason: choice("", reason))
 
 
-def _started(deltas: Iterator[Delta]) -> Iterator[Delta]:
-    """Wait for the first delta before answering, so an error in starting is an HTTP error, not a stream event."""
-    first = next(deltas)
-
-    def chain() -> Iterator[Delta]:
-        yield first
-        yield from deltas
-
-    return chain()
-
-
-def _sse(deltas: Iterator[Delta], base: dict, include_usage: bool, *, first, text, last) -> Iterator[bytes]:
+async def _sse(deltas: AsyncIterator[Delta], base: dict, include_usage: bool, *, first, text, last) -> AsyncIterator[bytes]:
     def event(data: dict) -> bytes:
         return b"data: " + json.dumps(data).encode() + b"\n\n"
 
@@ -108,7 +97,7 @@ def _sse(deltas: Iterator[Delta], base: dict, include_usage: bool, *, first, tex
     if first is not None:
         yield chunk(first())
     try:
-        for delta in deltas:
+        async for delta in deltas:
             if delta.text:
                 yield chunk(text(delta.text))
             if delta.result is not None:
