@@ -10,7 +10,9 @@ import pytest
 from tuneforge.errors import InvalidInput, ModelFailure, NotFound, Throttled
 from tuneforge.inference.engine import LocalEngine
 from tuneforge.inference.params import GenerationRequest, Message, SamplingParams, StopReason
+from tuneforge.inference.protocol import Engine, Generation
 from tuneforge.inference.spec import Capacity, WorkerSpec
+from tuneforge.inference.worker import ENGINES, load_engine
 from tuneforge.serving.client import WorkerProcess
 from tuneforge.serving.pool import WorkerPool
 
@@ -140,6 +142,37 @@ def test_the_pool_starts_workers_with_the_servers_capacity(tiny_model_dir):
         assert sorted(outcomes) == ["ok", "ok", "throttled", "throttled"]
     finally:
         pool.close()
+
+
+@pytest.mark.parametrize("name", sorted(ENGINES))
+def test_every_engine_keeps_the_protocol(name, tiny_model_dir):
+    """What the worker relies on, for each engine it can load: submit at once, stream to the result, cancel,
+    refuse beyond the queue."""
+    engine = load_engine(WorkerSpec("tiny", str(tiny_model_dir), dtype="float32", engine=name, max_batch_size=1, max_queue=1))
+    try:
+        assert isinstance(engine, Engine) and engine.context_length == 256 and engine.max_batch_size == 1
+        handle = engine.submit(greedy(max_tokens=6))
+        assert isinstance(handle, Generation)
+        deltas = list(handle)
+        assert "".join(d.text for d in deltas) == deltas[-1].result.text and deltas[-1].result.completion_tokens == 6
+        running = engine.submit(greedy(max_tokens=240, ignore_eos=True))
+        next(iter(running))  # decoding: the batch of one is full
+        waiting = engine.submit(greedy(max_tokens=4))
+        with pytest.raises(Throttled):
+            engine.submit(greedy(max_tokens=4))
+        running.cancel()
+        with pytest.raises(ModelFailure, match="cancelled"):
+            running.result()
+        assert waiting.result().completion_tokens == 4  # the cancelled one's place went to the next
+    finally:
+        engine.close()
+
+
+@pytest.mark.slow  # a worker process
+def test_an_unknown_engine_is_named(tiny_model_dir):
+    with pytest.raises(InvalidInput, match="engine 'nope' is not one of: builtin") as err:
+        WorkerProcess(WorkerSpec("tiny", str(tiny_model_dir), engine="nope"))
+    assert err.value.field == "engine"
 
 
 @pytest.mark.slow  # a worker process

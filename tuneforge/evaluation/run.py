@@ -75,6 +75,8 @@ def perplexity(engine: Any, index: int, texts: list[str], *, max_length: int | N
     from tuneforge.training.data import IGNORE, collate, forward_chunks, pretraining_rows
     from tuneforge.training.metrics import perplexity as ppl
 
+    if not hasattr(engine, "model"):  # the forward passes below need the transformers model itself
+        raise InvalidInput("perplexity is computed with the built-in engine: evaluate with engine 'builtin'", field="engine")
     model, tokenizer = engine.model, engine.tokenizer
     max_len = max_length or min(DEFAULT_MAX_LEN, engine.context_length)
     if max_len > engine.context_length:

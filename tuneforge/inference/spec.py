@@ -18,6 +18,7 @@ class WorkerSpec:
     max_batch_size: int = 8  # sequences decoded together (continuous batching)
     max_queue: int = 64  # requests waiting beyond that are refused with Throttled (back-pressure)
     task: str = "generate"  # "generate" (a causal LM) or "embed" (a sentence-transformers directory)
+    engine: str = "builtin"  # which Engine serves generation (tuneforge.inference.worker.ENGINES)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -4,7 +4,8 @@
 
 Protocol (one JSON object per line): the worker first prints {"event": "ready", ...} (or "error") on stdout.
 Requests {"id", "request": GenerationRequest.to_dict(), "stream": bool} may arrive at any time and are
-batched together (tuneforge.inference.batch_engine); {"id", "op": "cancel"} drops one. Each request is answered
+batched together by the spec's engine (an `Engine`, tuneforge.inference.protocol; `ENGINES` names them);
+{"id", "op": "cancel"} drops one. Each request is answered
 by zero or more {"id", "event": "delta", "text"} lines and one {"id", "event": "done", "result"} or
 {"id", "event": "error", "type", "message", "field"} line; answers of different requests interleave.
 Logs and progress go to stderr.
@@ -28,27 +29,40 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from tuneforge.errors import InvalidInput
 from tuneforge.inference.params import GenerationRequest
+from tuneforge.inference.protocol import Engine
 from tuneforge.inference.spec import WorkerSpec
 from tuneforge.processes.pipe import LineWriter, error_event
 
 
-def load_engine(spec: WorkerSpec):
+def _builtin(spec: WorkerSpec, checkpoint: Path) -> Engine:
     from tuneforge.inference.batch_engine import BatchEngine
 
+    return BatchEngine(
+        checkpoint, device=spec.device, dtype=spec.dtype, adapter=Path(spec.adapter) if spec.adapter else None,
+        max_batch_size=spec.max_batch_size, max_queue=spec.max_queue,
+    )
+
+
+# engine name -> loader; each loader imports its engine's libraries itself, so only the one in use is imported
+ENGINES: dict[str, Callable[[WorkerSpec, Path], Engine]] = {"builtin": _builtin}
+
+
+def load_engine(spec: WorkerSpec) -> Engine:
+    loader = ENGINES.get(spec.engine)
+    if loader is None:
+        raise InvalidInput(f"engine {spec.engine!r} is not one of: {', '.join(sorted(ENGINES))}", field="engine")
     checkpoint = Path(spec.checkpoint)
     if spec.gguf:
         from tuneforge.inference.materialize import materialize_gguf
 
         materialize_gguf(Path(spec.gguf), checkpoint)
-    return BatchEngine(
-        checkpoint, device=spec.device, dtype=spec.dtype, adapter=Path(spec.adapter) if spec.adapter else None,
-        max_batch_size=spec.max_batch_size, max_queue=spec.max_queue,
-    )
+    return loader(spec, checkpoint)
 
 
 EMBED_BATCH = 64  # texts per forward pass: bounds activation memory on long chunks
