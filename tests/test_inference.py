@@ -4,6 +4,7 @@ import asyncio
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -120,26 +121,23 @@ def test_coroutines_stream_from_one_worker_at_once(tiny_model_dir):
 
 @pytest.mark.slow  # a worker process
 def test_the_pool_starts_workers_with_the_servers_capacity(tiny_model_dir):
-    """Batch 1, queue 1: of four long requests sent at once, one decodes, one waits, two are refused."""
+    """Batch 1, queue 1: while one request decodes and one waits, the next is refused."""
     pool = WorkerPool(capacity=Capacity(max_batch_size=1, max_queue=1))
     try:
         worker = pool.get("tiny", lambda: WorkerSpec("tiny", str(tiny_model_dir), dtype="float32"))
-        start, outcomes = threading.Barrier(4), []
-
-        def call() -> None:
-            start.wait()
-            try:
-                worker.generate(greedy(max_tokens=240, ignore_eos=True))
-                outcomes.append("ok")
-            except Throttled:
-                outcomes.append("throttled")
-
-        threads = [threading.Thread(target=call) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert sorted(outcomes) == ["ok", "ok", "throttled", "throttled"]
+        decoding = worker.stream(greedy(max_tokens=240, ignore_eos=True))
+        next(decoding)  # it holds the batch's one place
+        waited = []
+        waiting = threading.Thread(target=lambda: waited.append(worker.generate(greedy(max_tokens=4))))
+        waiting.start()
+        while worker.pending() < 2:  # registered: its line goes to the worker right after
+            time.sleep(0.01)
+        time.sleep(0.2)  # so it is in the pipe before the next request's line
+        with pytest.raises(Throttled, match="max_queue=1"):
+            worker.generate(greedy(max_tokens=4))
+        decoding.close()  # cancels it: the waiting one decodes next
+        waiting.join()
+        assert waited[0].completion_tokens == 4
     finally:
         pool.close()
 
