@@ -286,10 +286,11 @@ class Demo:
         started = self.step("c. Continued pre-training on a document the base model has never seen")
         from tuneforge.data.from_docs import documents_to_records
         from tuneforge.data.model_tokens import model_token_counter
-        from tuneforge.cli.runtime import catalog
+        from tuneforge.cli.runtime import model_resolver
 
         paths, held_out = self.book()
-        count, _ = model_token_counter(catalog().worker_spec(catalog().get(DEFAULT_MODEL_ID)))
+        models = model_resolver()
+        count, _ = model_token_counter(models.base_spec(models.resolve(DEFAULT_MODEL_ID)))
         records = documents_to_records(paths, count_tokens=count, max_tokens=a.chunk_tokens).records
         data = self.work / "book.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
@@ -323,15 +324,13 @@ class Demo:
         return first["question"] if isinstance(first, dict) else str(first)
 
     def perplexity(self, custom_arn: str, held_out: str) -> tuple[float, float]:
-        from tuneforge.cli.runtime import catalog, settings
+        from tuneforge.cli.runtime import model_resolver
         from tuneforge.evaluation.compare import EvalModel, compare_perplexity
         from tuneforge.evaluation.heldout import HeldOutText
-        from tuneforge.registry.service import CustomModelRegistry
 
-        registry = CustomModelRegistry(settings(), catalog().sessions)
-        row = registry.get(custom_arn)
-        models = [EvalModel("base", catalog().worker_spec(catalog().get(DEFAULT_MODEL_ID))),
-                  EvalModel("continued pre-training", registry.worker_spec(row, catalog()))]
+        resolver = model_resolver()
+        models = [EvalModel("base", resolver.worker_spec(resolver.resolve(DEFAULT_MODEL_ID))),
+                  EvalModel("continued pre-training", resolver.worker_spec(resolver.resolve(custom_arn)))]
         with console.status("perplexity of both models on the held-out chapter"):
             result = compare_perplexity(models, [HeldOutText("held-out chapter", held_out)])
         table = Table(title="perplexity on the held-out chapter")

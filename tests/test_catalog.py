@@ -8,6 +8,7 @@ from tuneforge.catalog.entries import BodyFormat, Customization, InferenceType, 
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database
 from tuneforge.errors import Conflict, InvalidInput, NotFound, Unavailable
+from tuneforge.models.specs import foundation_spec
 from tuneforge.settings import load_settings
 
 
@@ -58,7 +59,7 @@ def test_add_local_checkpoint_persists(catalog, tiny_model_dir, database_url):
     assert got.provider_name == "Tests"
     assert set(got.customizations_supported) == {Customization.FINE_TUNING, Customization.CONTINUED_PRE_TRAINING}
     assert "tiny-llama" in ids(again.list(customization=Customization.FINE_TUNING))
-    spec = again.worker_spec(got)
+    spec = foundation_spec(again, got)
     assert spec.checkpoint == str(tiny_model_dir) and spec.gguf is None
 
 
@@ -95,7 +96,7 @@ def test_aliases_map_bedrock_ids(catalog, tiny_model_dir):
     assert (titan.provider_name, titan.body_format) == ("Amazon", BodyFormat.TITAN)
     assert ids(catalog.list(provider="Meta")) == ["meta.llama2-13b-chat-v1"]
     assert catalog.resolve("meta.llama2-13b-chat-v1").model_id == "tiny"
-    assert catalog.worker_spec(llama).checkpoint == str(tiny_model_dir)
+    assert foundation_spec(catalog, llama).checkpoint == str(tiny_model_dir)
     with pytest.raises(NotFound):
         catalog.alias("meta.llama2-70b-chat-v1", "no-such-model")
     with pytest.raises(Conflict):
@@ -108,11 +109,11 @@ def test_builtins_cannot_be_removed_and_embedding_cannot_generate(catalog):
     with pytest.raises(Conflict):
         catalog.remove(DEFAULT_MODEL_ID)
     with pytest.raises(InvalidInput, match="embedding"):
-        catalog.worker_spec(catalog.get(DEFAULT_EMBEDDING_MODEL_ID))
+        foundation_spec(catalog, catalog.get(DEFAULT_EMBEDDING_MODEL_ID))
 
 
 def test_default_model_resolves_to_the_packaged_gguf(catalog):
-    spec = catalog.worker_spec(catalog.get(DEFAULT_MODEL_ID))
+    spec = foundation_spec(catalog, catalog.get(DEFAULT_MODEL_ID))
     assert spec.gguf.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
     assert spec.checkpoint.startswith(str(catalog.settings.models_dir))
     assert json.loads(spec.to_json())["model_id"] == DEFAULT_MODEL_ID

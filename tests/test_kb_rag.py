@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tuneforge.catalog.builtin import DEFAULT_EMBEDDING_MODEL_ID
-from tuneforge.catalog.service import Catalog, embedding_spec
+from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database
 from tuneforge.db.tables import RagSessionRow
 from tuneforge.errors import InvalidInput, NotFound
@@ -20,6 +20,7 @@ from tuneforge.knowledge.generate import OUTPUT_FORMAT_INSTRUCTIONS, RagService,
 from tuneforge.knowledge.ingest import SOURCE_URI, data_source_chunker, sync
 from tuneforge.knowledge.retrieve import Retriever
 from tuneforge.knowledge.service import KnowledgeBaseService
+from tuneforge.models.specs import embedding_spec, foundation_spec
 from tuneforge.knowledge.stores.base import Hit, StoredChunk
 from tuneforge.serving.client import WorkerProcess
 from tuneforge.settings import load_settings
@@ -72,7 +73,7 @@ def rag(tmp_path, monkeypatch, tiny_model_dir, tiny_embedder_dir):
     (folder / "exchanges.txt").write_text("National securities exchanges file their rules with the Commission.")
     (folder / "hotel.txt").write_text("The guest checks in at the hotel and pays with a credit card.")
     with WorkerProcess(embedding_spec(catalog, "tiny.embedder")) as embedder, \
-            WorkerProcess(catalog.worker_spec(catalog.get("tiny"), dtype="float32")) as generator:
+            WorkerProcess(foundation_spec(catalog, catalog.get("tiny"), dtype="float32")) as generator:
         kb_id = index_folder(kbs, sessions, folder, "tiny.embedder", embedder.embed)
         retriever = Retriever(kbs, embedder_for=lambda _model: embedder.embed)
         recorder = Recorder(generator)
@@ -165,7 +166,7 @@ def test_real_models_answer_from_real_statutes(tmp_path, monkeypatch):
     for name in picked:
         (folder / name).write_bytes((USCODE / name).read_bytes())
     with WorkerProcess(embedding_spec(catalog, DEFAULT_EMBEDDING_MODEL_ID)) as embedder, \
-            WorkerProcess(catalog.worker_spec(catalog.get("huggingfacetb.smollm2-135m-instruct-v1"))) as generator:
+            WorkerProcess(foundation_spec(catalog, catalog.get("huggingfacetb.smollm2-135m-instruct-v1"))) as generator:
         kb_id = index_folder(kbs, sessions, folder, DEFAULT_EMBEDDING_MODEL_ID, embedder.embed)
         heading = next(line for line in (folder / picked[3]).read_text().splitlines() if line.startswith("#### "))
         question = heading.split(". ", 1)[-1].strip()  # the section's title, without its number

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tuneforge import storage
-from tuneforge.catalog.service import Catalog, embedding_spec
+from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database, session_scope, utcnow
 from tuneforge.db.tables import IngestionJobRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound
@@ -24,6 +24,7 @@ from tuneforge.knowledge.ingest import CHUNK_ID, DATA_SOURCE_ID, PAGE_NUMBER, SO
 from tuneforge.knowledge.retrieve import Retriever, reciprocal_rank_fusion
 from tuneforge.knowledge.service import KnowledgeBaseService
 from tuneforge.knowledge.stores.base import Hit, StoredChunk
+from tuneforge.models.specs import embedding_spec
 from tuneforge.serving.client import WorkerProcess
 from tuneforge.settings import load_settings
 

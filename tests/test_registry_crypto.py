@@ -20,6 +20,7 @@ from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database
 from tuneforge.db.tables import CustomizationJobRow
 from tuneforge.errors import AccessDenied, Conflict, InvalidInput, NotFound
+from tuneforge.models.specs import custom_spec, foundation_spec
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.security import keyring
 from tuneforge.security.crypto import MANIFEST, SUFFIX, TAG_BYTES, decrypt_dir, encrypt_dir
@@ -297,16 +298,16 @@ def test_register_encrypts_worker_spec_decrypts_delete_removes_everything(regist
     for p in stored.rglob("*"):
         assert b'{"__metadata__"' not in p.read_bytes() and b"peft_type" not in p.read_bytes()
 
-    spec = registry.worker_spec(row, catalog)
+    spec = custom_spec(catalog, registry, row)
     copy = Path(spec.adapter)
     assert copy.parent == settings.home / "run" / row.model_id and mode(copy) == 0o700
-    assert spec.checkpoint == catalog.worker_spec(catalog.get("tiny")).checkpoint
+    assert spec.checkpoint == foundation_spec(catalog, catalog.get("tiny")).checkpoint
     assert same_tree(copy, artifact)
     assert (copy / "adapter_model.safetensors").read_bytes()[8:].startswith(b'{"__metadata__"')
     registry.release(spec)
     assert not copy.exists() and Path(spec.checkpoint).is_dir()  # the base checkpoint is never touched
 
-    left = Path(registry.worker_spec(row, catalog).adapter)  # a caller that never released its copy
+    left = Path(custom_spec(catalog, registry, row).adapter)  # a caller that never released its copy
     registry.delete(row.model_arn)
     assert not stored.exists() and not left.exists() and not (settings.home / "run" / row.model_id).exists()
     with pytest.raises(NotFound):
@@ -319,14 +320,14 @@ def test_full_model_and_plain_model_specs(registry_env, tmp_path):
     artifact = adapter_dir(tmp_path)
     full = registry.register(job_row("enc000000002", "k1"), artifact_dir=artifact, artifact_kind="full",
                              training_loss=None, validation_loss=None)
-    spec = registry.worker_spec(full, catalog)
+    spec = custom_spec(catalog, registry, full)
     assert spec.adapter is None and same_tree(Path(spec.checkpoint), artifact)
     registry.release(spec)
     assert not Path(spec.checkpoint).exists()
 
     plain = registry.register(job_row("pln000000001", None), artifact_dir=artifact, artifact_kind="adapter",
                               training_loss=None, validation_loss=None)
-    spec = registry.worker_spec(plain, catalog)
+    spec = custom_spec(catalog, registry, plain)
     assert spec.adapter == plain.artifact_dir and same_tree(Path(plain.artifact_dir), artifact)
     registry.release(spec)  # nothing to remove: the stored artifact stays
     assert Path(plain.artifact_dir).is_dir()

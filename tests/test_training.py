@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import tuneforge.training as training
-from tests.tiny_model import CORPUS, build_tiny_llama
+from tests.tiny_model import CORPUS
 from tuneforge.catalog.entries import Customization
 from tuneforge.errors import InvalidInput
 from tuneforge.training import (
@@ -50,8 +50,8 @@ def one_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+def base(tiny_model_dir: Path) -> Path:
+    return tiny_model_dir  # the suite's one tiny model (tests/tiny_model.py); training only reads it
 
 
 @pytest.fixture(scope="module")

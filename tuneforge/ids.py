@@ -7,17 +7,49 @@
 Two id alphabets, as in Bedrock: the control plane (`bedrock`: customization jobs, custom models, provisioned
 models) uses 12 characters of [a-z0-9]; the agent plane (`bedrock-agent`: knowledge bases, data sources,
 ingestion jobs) uses 10 of [0-9A-Z]. Access key ids are minted by tuneforge.security.keys (AWS's own format).
-Foundation-model ARNs have an empty account field, as in Bedrock.
+Foundation-model ARNs have an empty account field, as in Bedrock. `parse_arn` reads them back: code asks an ARN
+what it names (`parse_arn(arn).type is ArnType.CUSTOM_MODEL`) instead of looking for ":custom-model/" in it.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
+from dataclasses import dataclass
+from enum import Enum
 from typing import Protocol
 
 _CONTROL_ALPHABET = string.ascii_lowercase + string.digits
 _AGENT_ALPHABET = string.ascii_uppercase + string.digits
+
+
+class ArnType(str, Enum):
+    """The resource types of the ARNs tuneforge mints (the part before the first "/")."""
+
+    FOUNDATION_MODEL = "foundation-model"
+    CUSTOM_MODEL = "custom-model"
+    PROVISIONED_MODEL = "provisioned-model"
+    CUSTOMIZATION_JOB = "model-customization-job"
+    KNOWLEDGE_BASE = "knowledge-base"
+
+
+@dataclass(frozen=True)
+class Arn:
+    type: ArnType
+    region: str
+    account_id: str  # empty for a foundation model
+    path: str  # after "<type>/": a model id, "<base model id>/<model id>" for a custom model, ...
+
+    @property
+    def resource_id(self) -> str:
+        """The resource's own id: the path's last segment (a custom model's id, not its base's)."""
+        return self.path.rsplit("/", 1)[-1]
+
+
+# any partition (aws, aws-cn, aws-us-gov): boto3 users elsewhere send their own partition's ARNs
+_BEDROCK_ARN = re.compile(r"^arn:aws[a-z-]*:bedrock:(?P<region>[a-z0-9-]*):(?P<account>[0-9]*):(?P<type>[a-z-]+)/(?P<path>.+)$")
+_TYPES = frozenset(t.value for t in ArnType)
 
 
 class Account(Protocol):
@@ -35,6 +67,14 @@ def new_id() -> str:
 def new_agent_id() -> str:
     """A knowledge-base resource id ([0-9A-Z]{10})."""
     return "".join(secrets.choice(_AGENT_ALPHABET) for _ in range(10))
+
+
+def parse_arn(text: str) -> Arn | None:
+    """The parts of a Bedrock ARN of one of tuneforge's resource types; None for anything else (a name, an id)."""
+    match = _BEDROCK_ARN.match(text.strip())
+    if match is None or match["type"] not in _TYPES:
+        return None
+    return Arn(ArnType(match["type"]), match["region"], match["account"], match["path"])
 
 
 def foundation_model_arn(region: str, model_id: str) -> str:

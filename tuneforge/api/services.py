@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from tuneforge.api.metrics import ApiMetrics
-from tuneforge.catalog.service import Catalog, embedding_spec
+from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database
+from tuneforge.ids import ArnType
 from tuneforge.inference.spec import Capacity
 from tuneforge.jobs.service import JobService
 from tuneforge.knowledge.retrieve import Retriever
 from tuneforge.knowledge.service import KnowledgeBaseService
+from tuneforge.models.specs import embedding_spec
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.registry.tags import ResourceTags
 from tuneforge.security.audit import AuditLog
@@ -56,9 +58,9 @@ class Services:
         retriever = Retriever(knowledge, embedder_for=lambda model_id: pool.get(
             f"embedding:{model_id}", lambda: embedding_spec(catalog, model_id)).embed)
         tags = ResourceTags(sessions, {
-            ":model-customization-job/": lambda arn: jobs.get(arn).job_arn,
-            ":custom-model/": lambda arn: registry.get(arn).model_arn,
-            ":provisioned-model/": lambda arn: deployments.get(arn).provisioned_model_arn,
+            ArnType.CUSTOMIZATION_JOB: lambda arn: jobs.get(arn).job_arn,
+            ArnType.CUSTOM_MODEL: lambda arn: registry.get(arn).model_arn,
+            ArnType.PROVISIONED_MODEL: lambda arn: deployments.get(arn).provisioned_model_arn,
         })
         metrics = ApiMetrics(jobs.count_by_status, lambda: {
             **{key: w.pending() for key, w in pool.loaded().items()},
@@ -66,7 +68,7 @@ class Services:
         })
         return cls(settings, catalog, jobs, registry, pool, deployments, supervisor, knowledge, retriever,
                    AccessKeys(settings, sessions), AuditLog(sessions), tags, metrics,
-                   Resolver(catalog, registry, pool, deployments, supervisor))
+                   Resolver(deployments.models, pool, supervisor))
 
     def close(self) -> None:
         self.supervisor.close()

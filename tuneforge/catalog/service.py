@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tuneforge.catalog.builtin import BUILTIN_MODELS, package_path
+from tuneforge.catalog.builtin import BUILTIN_MODELS
 from tuneforge.catalog.entries import (
     BodyFormat,
     Customization,
@@ -26,19 +26,19 @@ from tuneforge.catalog.entries import (
 from tuneforge.db import session_scope
 from tuneforge.db.tables import FoundationModelRow, ModelAliasRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound, Unavailable
+from tuneforge.ids import ArnType, parse_arn
 from tuneforge.inference.checkpoint import check_checkpoint_dir, context_length
-from tuneforge.inference.spec import WorkerSpec
 from tuneforge.settings import Settings
 
 MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,139}$")
-_ARN_PREFIX = re.compile(r"^arn:aws:bedrock:[a-z0-9-]+::foundation-model/")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _PROVIDERS = {"meta": "Meta", "amazon": "Amazon", "anthropic": "Anthropic", "mistral": "Mistral AI", "cohere": "Cohere"}
 
 
 def model_id_from(identifier: str) -> str:
     """Accept a model id or a foundation-model ARN."""
-    return _ARN_PREFIX.sub("", identifier.strip())
+    arn = parse_arn(identifier)
+    return arn.path if arn is not None and arn.type is ArnType.FOUNDATION_MODEL else identifier.strip()
 
 
 def body_format_for_bedrock_id(model_id: str) -> BodyFormat | None:
@@ -195,33 +195,6 @@ class Catalog:
                 field="source",
             ) from None
         return target
-
-    # ---- loading --------------------------------------------------------------------------------
-    def worker_spec(self, model: FoundationModel, *, device: str = "auto", dtype: str = "auto") -> WorkerSpec:
-        """Where a worker finds this model's weights (a GGUF model is materialized on first load)."""
-        model = self.resolve(model.model_id)
-        if Modality.TEXT not in model.output_modalities:
-            raise InvalidInput(f"{model.model_id!r} is an embedding model and cannot generate text", field="model_id")
-        if model.source.kind is SourceKind.GGUF_PACKAGE:
-            gguf = package_path(model.source.location)
-            return WorkerSpec(model.model_id, str(self.settings.models_dir / model.model_id), str(gguf), device, dtype)
-        if model.source.kind is SourceKind.PACKAGE_DIR:
-            return WorkerSpec(model.model_id, str(package_path(model.source.location)), None, device, dtype)
-        check_checkpoint_dir(Path(model.source.location))
-        return WorkerSpec(model.model_id, model.source.location, None, device, dtype)
-
-
-def embedding_spec(catalog: Catalog, identifier: str, *, device: str = "auto") -> WorkerSpec:
-    """A worker spec that serves `identifier` (an EMBEDDING catalog model id or ARN) with the `embed` op."""
-    model = catalog.resolve(model_id_from(identifier))
-    if Modality.EMBEDDING not in model.output_modalities:
-        raise InvalidInput(
-            f"{model.model_id!r} is not an embedding model: pick a catalog model whose output modality is EMBEDDING "
-            "(e.g. sentence-transformers.all-minilm-l6-v2)", field="embeddingModelArn",
-        )
-    if model.source.kind is SourceKind.PACKAGE_DIR:
-        return WorkerSpec(model.model_id, str(package_path(model.source.location)), device=device, task="embed")
-    return WorkerSpec(model.model_id, model.source.location, device=device, task="embed")
 
 
 def _from_row(row: FoundationModelRow) -> FoundationModel:

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tuneforge.cli.runtime import console, err_console
+from tuneforge.cli.runtime import console, err_console, model_resolver
 from tuneforge.inference.params import GenerationRequest, Message, SamplingParams
 
 Turn = Callable[[list[Message]], Iterator[str]]
@@ -26,21 +26,15 @@ def chat(
     temperature: Annotated[float, typer.Option(min=0.0, max=1.0, help="0 = greedy.")] = 0.7,
 ) -> None:
     """Talk to a model, turn after turn (/reset starts over, /exit quits)."""
-    from tuneforge.cli.deployments import deployments
+    from tuneforge.cli.invoke import start_worker
+    from tuneforge.models.resolve import ProvisionedRef
 
-    deployment = deployments().find(model)
-    if deployment is not None:
-        _loop(_remote_turn(deployment.provisioned_model_arn, max_tokens, temperature), system, close=lambda: None)
+    found = model_resolver().resolve(model, field="MODEL")
+    if isinstance(found, ProvisionedRef):  # served by the running server's workers
+        _loop(_remote_turn(found.arn, max_tokens, temperature), system, close=lambda: None)
         return
-    from tuneforge.cli.invoke import _resolve
-    from tuneforge.serving.client import WorkerProcess
-
-    _, spec, release = _resolve(model, "auto", "auto")
     err_console.print(f"[dim]loading {model}...[/]")
-    try:
-        worker = WorkerProcess(spec)
-    finally:
-        release()
+    worker = start_worker(found, "auto", "auto")
     params = SamplingParams(temperature=temperature, max_tokens=max_tokens)
 
     def turn(messages: list[Message]) -> Iterator[str]:

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tuneforge.catalog.builtin import DEFAULT_MODEL_ID
-from tuneforge.cli.runtime import catalog, console, err_console, print_json, settings
+from tuneforge.cli.runtime import console, err_console, model_resolver, print_json, settings
 from tuneforge.cli.tables import Column, WideFlag, print_table
 from tuneforge.errors import InvalidInput
 
@@ -38,11 +38,11 @@ def _progress() -> Progress:
 
 
 def _token_counter(model: str):
-    from tuneforge.cli.jobs import registry
     from tuneforge.data.model_tokens import model_token_counter
-    from tuneforge.registry.resolve import base_spec
+    from tuneforge.models.resolve import LOADABLE
 
-    return model_token_counter(base_spec(model, catalog(), registry()))
+    resolver = model_resolver()
+    return model_token_counter(resolver.base_spec(resolver.resolve(model, kinds=LOADABLE, field="--model")))
 
 
 @app.command("from-hf")

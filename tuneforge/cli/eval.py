@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from tuneforge.cli.runtime import catalog, console, err_console, print_json
+from tuneforge.cli.runtime import console, err_console, model_resolver, print_json
 from tuneforge.cli.tables import Column, WideFlag, print_table
 from tuneforge.evaluation.compare import DEFAULT_MAX_TOKENS, EvalModel
 from tuneforge.evaluation.rouge import ROUGE_TYPES
@@ -31,12 +31,13 @@ Chart = Annotated[Optional[Path], typer.Option("--chart", help="Also write a bar
 
 
 def _resolve(identifiers: list[str], device: str, dtype: str):
-    from tuneforge.cli.jobs import registry
-    from tuneforge.registry.resolve import resolve_model
+    """The models to compare, and what removes their decrypted copies (encrypted custom models) afterwards."""
+    from tuneforge.models.resolve import LOADABLE
 
-    resolved = [resolve_model(i, catalog(), registry(), device=device, dtype=dtype) for i in identifiers]
-    models = [EvalModel(r.identifier, r.spec) for r in resolved]
-    return models, lambda: [registry().release(r.spec) for r in resolved]
+    resolver = model_resolver()
+    resolved = [resolver.resolve(i, kinds=LOADABLE, field="--model") for i in identifiers]
+    models = [EvalModel(r.identifier, resolver.worker_spec(r, device=device, dtype=dtype)) for r in resolved]
+    return models, lambda: [resolver.registry.release(m.spec) for m in models]
 
 
 class _Bars:

@@ -13,21 +13,22 @@ from typing import Annotated, Optional
 
 import typer
 
-from tuneforge.cli.runtime import catalog, err_console, print_json
+from tuneforge.cli.runtime import err_console, model_resolver, print_json
 from tuneforge.inference.params import GenerationRequest, Message, SamplingParams
+from tuneforge.models.resolve import CustomRef, FoundationRef, ProvisionedRef
 from tuneforge.serving.client import WorkerProcess
 from tuneforge.wire.bodies import parse_body, render_response
 
 
-def _resolve(model: str, device: str, dtype: str):
-    """A catalog model, or a custom model (served on its base with its adapter): its catalog entry (whose body
-    format --body uses), its worker spec, and what to call once the worker has loaded it. Locally, custom models
-    are invoked directly; through the Bedrock API they need a provisioned throughput, as in Bedrock."""
-    from tuneforge.cli.jobs import registry
-    from tuneforge.registry.resolve import resolve_model
-
-    resolved = resolve_model(model, catalog(), registry(), device=device, dtype=dtype, field="MODEL")
-    return resolved.entry, resolved.spec, lambda: registry().release(resolved.spec)
+def start_worker(model: FoundationRef | CustomRef, device: str, dtype: str) -> WorkerProcess:
+    """A worker started here for a catalog or custom model (a custom model runs on its base with its adapter).
+    Locally, custom models are invoked directly; through the Bedrock API they need a provisioned throughput, as in
+    Bedrock."""
+    spec = model_resolver().worker_spec(model, device=device, dtype=dtype)
+    try:
+        return WorkerProcess(spec)
+    finally:
+        model_resolver().registry.release(spec)  # an encrypted model's decrypted copy is needed only while the worker loads it
 
 
 def invoke(
@@ -52,16 +53,14 @@ def invoke(
         raise typer.BadParameter("a PROMPT is required (or --body)", param_hint="PROMPT")
     if prompt == "-":
         prompt = sys.stdin.read()
-    from tuneforge.cli.deployments import deployments
-
-    deployment = deployments().find(model)
-    if deployment is not None:
-        _invoke_deployment(deployment.provisioned_model_arn, prompt, body, system=system, raw=raw, max_tokens=max_tokens,
+    found = model_resolver().resolve(model, field="MODEL")
+    if isinstance(found, ProvisionedRef):  # served by the running server's workers
+        _invoke_deployment(found.arn, prompt, body, system=system, raw=raw, max_tokens=max_tokens,
                            temperature=temperature, top_p=top_p, stop=stop or [], as_json=as_json)
         return
-    entry, spec, release = _resolve(model, device, dtype)
+    body_format = found.entry.body_format  # an alias's or a custom model's base's: what --body speaks
     if body is not None:
-        request = parse_body(body, entry.body_format)
+        request = parse_body(body, body_format)
     else:
         params = SamplingParams(
             temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=tuple(stop or ()), seed=seed
@@ -72,14 +71,11 @@ def invoke(
             turns = ((Message("system", system),) if system else ()) + (Message("user", prompt),)
             request = GenerationRequest(messages=turns, params=params)
 
-    try:
-        worker = WorkerProcess(spec)
-    finally:
-        release()  # an encrypted model's decrypted copy is needed only while the worker loads it
+    worker = start_worker(found, device, dtype)
     with worker:
         if body is not None or as_json:
             result = worker.generate(request)
-            print_json(render_response(result, entry.body_format) if body is not None else vars(result))
+            print_json(render_response(result, body_format) if body is not None else vars(result))
             return
         result = None
         for delta in worker.stream(request):

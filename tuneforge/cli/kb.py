@@ -23,11 +23,12 @@ from rich.live import Live
 from rich.table import Table
 
 from tuneforge.catalog.builtin import DEFAULT_EMBEDDING_MODEL_ID, DEFAULT_MODEL_ID
-from tuneforge.catalog.service import embedding_spec
-from tuneforge.cli.runtime import catalog, console, print_json, settings
+from tuneforge.cli.runtime import catalog, console, model_resolver, print_json, settings
 from tuneforge.cli.tables import Column, WideFlag, detail_table, failure, print_table, when
 from tuneforge.errors import InvalidInput, NotFound
 from tuneforge.knowledge.service import KnowledgeBaseService
+from tuneforge.models.resolve import LOADABLE
+from tuneforge.models.specs import embedding_spec
 from tuneforge.serving.client import WorkerProcess
 from tuneforge.wire import knowledge as views
 
@@ -264,7 +265,7 @@ def ask(
     as_json: JsonFlag = False,
 ) -> None:
     """Answer questions from the knowledge base, with citations; follow-up questions keep the conversation."""
-    from tuneforge.cli.invoke import _resolve
+    from tuneforge.cli.invoke import start_worker
     from tuneforge.knowledge.generate import RagService, reference
     from tuneforge.knowledge.retrieve import Retriever
 
@@ -274,9 +275,8 @@ def ask(
         generation["promptTemplate"] = {"textPromptTemplate": template}
     with ExitStack() as stack:
         embedder = _embedder(stack, row.embedding_model_id)
-        _entry, spec, release = _resolve(model, "auto", "auto")
-        stack.callback(release)
-        generator = stack.enter_context(WorkerProcess(spec))
+        generation_model = model_resolver().resolve(model, kinds=LOADABLE, field="--model")
+        generator = stack.enter_context(start_worker(generation_model, "auto", "auto"))
         retriever = Retriever(kbs(), embedder_for=lambda _m: embedder.embed)
         stack.callback(retriever.close)
         rag = RagService(kbs().sessions, retriever, generator_for=lambda _m: generator.generate)

@@ -1,10 +1,11 @@
-"""What CLI commands share: settings read once, the metadata store, the catalog, error printing."""
+"""What CLI commands share: settings read once, the metadata store, the catalog, the model resolver, error printing."""
 
 from __future__ import annotations
 
 import json
 import sys
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -12,6 +13,9 @@ from rich.markup import escape
 from tuneforge.catalog.service import Catalog
 from tuneforge.errors import InvalidInput, NotFound, TuneforgeError
 from tuneforge.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # imported when first used: most commands never resolve a model
+    from tuneforge.models.resolve import ModelResolver
 
 console = Console()
 err_console = Console(stderr=True)
@@ -28,6 +32,15 @@ def catalog() -> Catalog:
 
     current = settings()
     return Catalog(current, open_database(current.database_url))
+
+
+@lru_cache(maxsize=1)
+def model_resolver() -> ModelResolver:
+    """What a MODEL argument names, the same way the server reads a modelId (tuneforge.models.resolve)."""
+    from tuneforge.cli.jobs import registry
+    from tuneforge.models.resolve import ModelResolver
+
+    return ModelResolver(settings(), catalog().sessions, catalog(), registry())
 
 
 def print_json(data: object) -> None:

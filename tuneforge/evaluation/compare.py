@@ -1,6 +1,6 @@
 """Compare models side by side: ROUGE of their greedy outputs on held-out prompts, perplexity on held-out text.
 
-    models = [EvalModel("base", catalog.worker_spec(entry)), EvalModel("custom", registry.worker_spec(row, catalog))]
+    models = [EvalModel(i, resolver.worker_spec(resolver.resolve(i))) for i in ("tiny", "my-summarizer")]  # tuneforge.models
     rouge = compare_rouge(models, load_prompt_rows("dev.jsonl", limit=100), max_tokens=128)
     ppl = compare_perplexity(models, load_texts(["13-tools.md", "14-over-optimization.md"]))
 

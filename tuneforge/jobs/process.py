@@ -29,6 +29,7 @@ from tuneforge.inference.checkpoint import check_checkpoint_dir, context_length
 from tuneforge.jobs.layout import JobOutputs
 from tuneforge.jobs.service import model_family
 from tuneforge.jobs.states import JobStatus, StageStatus, close_open_stages, set_stage
+from tuneforge.models.specs import foundation_spec
 from tuneforge.processes.detached import Heartbeat, run_detached, this_process
 from tuneforge.processes.local import LOCAL, LOG_NAME
 from tuneforge.registry.service import CustomModelRegistry
@@ -128,7 +129,7 @@ class JobProcess:
         # 1. validation: the base model's tokenizer, every problem of every file with its line
         self.stage("validationDetails", StageStatus.IN_PROGRESS)
         self.heartbeat({"phase": "validating"}, force=True)
-        spec = self.catalog.worker_spec(self.catalog.get(job.base_model_id))
+        spec = foundation_spec(self.catalog, self.catalog.get(job.base_model_id))
         if spec.gguf:
             from tuneforge.inference.materialize import materialize_gguf
 

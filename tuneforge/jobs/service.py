@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tuneforge import storage
 from tuneforge.catalog.entries import Customization
-from tuneforge.catalog.service import Catalog
+from tuneforge.catalog.service import Catalog, model_id_from
 from tuneforge.db import session_scope, utcnow
 from tuneforge.db.tables import CustomizationJobRow, CustomModelRow
 from tuneforge.errors import AccessDenied, Conflict, InvalidInput, NotFound
-from tuneforge.ids import job_arn, new_id
+from tuneforge.ids import ArnType, job_arn, new_id, parse_arn
 from tuneforge.jobs.spec import JobRequest
 from tuneforge.jobs.states import TERMINAL, JobStatus, StageStatus, check_transition, close_open_stages, initial_details
 from tuneforge.listing import by_creation, page
@@ -39,7 +39,7 @@ JOB_MODULE = "tuneforge.jobs.process"  # what a job's detached process runs
 
 def model_family(identifier: str) -> str:
     """Which hyperparameter ranges apply: Bedrock's per-family tables for Llama 2 and Titan ids."""
-    model_id = identifier.rsplit("/", 1)[-1]
+    model_id = model_id_from(identifier)
     if model_id.startswith("meta.llama2"):
         return "llama2"
     if model_id.startswith("amazon.titan"):
@@ -109,7 +109,7 @@ class JobService:
             client_request_token=request.client_request_token,
             custom_model_name=request.custom_model_name,
             role_arn=request.role_arn,
-            base_model_id=request.base_model_identifier if base.model_id != request.base_model_identifier.rsplit("/", 1)[-1] else base.model_id,
+            base_model_id=model_id_from(request.base_model_identifier),  # an alias stays the alias (its body format)
             base_model_arn=self.catalog.get(request.base_model_identifier).arn(self.settings.region),
             customization_type=request.customization_type,
             hyperparameters=dict(request.hyperparameters),
@@ -163,7 +163,8 @@ class JobService:
     # ---- read -----------------------------------------------------------------------------------
     def get(self, identifier: str) -> CustomizationJobRow:
         """By job name, id or ARN."""
-        job_id = identifier.rsplit("/", 1)[-1]
+        arn = parse_arn(identifier)
+        job_id = arn.resource_id if arn is not None and arn.type is ArnType.CUSTOMIZATION_JOB else identifier
         with self.sessions() as session:
             row = session.scalars(
                 select(CustomizationJobRow).where(

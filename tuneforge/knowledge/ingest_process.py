@@ -14,12 +14,13 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from tuneforge.catalog.service import Catalog, embedding_spec
+from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database, session_scope, utcnow
 from tuneforge.db.tables import DataSourceRow, IngestionJobRow, KnowledgeBaseRow
 from tuneforge.knowledge.embedding import embedding_model_facts
 from tuneforge.knowledge.ingest import SyncResult, SyncStopped, data_source_chunker, sync
 from tuneforge.knowledge.service import open_kb_store
+from tuneforge.models.specs import embedding_spec
 from tuneforge.processes.detached import Heartbeat, run_detached, this_process
 from tuneforge.processes.local import LOG_NAME
 from tuneforge.serving.client import WorkerProcess

@@ -5,9 +5,10 @@ tokenizer) into `<home>/custom-models/<modelId>/` and registers it here. Deletin
 A custom model generates through the same engine as its base (the adapter is applied at load).
 
 A job with a `kms_key_id` stores its artifact encrypted under that keyring key (tuneforge.security.crypto,
-tuneforge.security.keyring). `worker_spec()` then decrypts it into `<home>/run/<modelId>/<random>/` (0700)
-for a worker to load; whoever asked for the spec removes that copy with `release()` once the worker has
-loaded the model or exited, and `delete()` removes any copies left (a crashed caller's).
+tuneforge.security.keyring). `plaintext()` then decrypts it into `<home>/run/<modelId>/<random>/` (0700) for a
+worker to load (tuneforge.models.specs builds the worker's spec with it); whoever asked for the spec removes that
+copy with `release()` once the worker has loaded the model or exited, and `delete()` removes any copies left (a
+crashed caller's).
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tuneforge.catalog.service import Catalog
 from tuneforge.db import session_scope
 from tuneforge.db.tables import CustomizationJobRow, CustomModelRow, ProvisionedModelRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound
-from tuneforge.ids import custom_model_arn
+from tuneforge.ids import ArnType, custom_model_arn, parse_arn
 from tuneforge.inference.spec import WorkerSpec
 from tuneforge.listing import by_creation, page
 from tuneforge.registry.tags import drop_tags, store_tags
@@ -88,13 +88,13 @@ class CustomModelRegistry:
 
     def get(self, identifier: str) -> CustomModelRow:
         """By model name, id or ARN."""
-        model_id = identifier.rsplit("/", 1)[-1]
-        with self.sessions() as session:
-            row = session.scalars(
-                select(CustomModelRow).where(
-                    (CustomModelRow.model_arn == identifier) | (CustomModelRow.model_name == identifier) | (CustomModelRow.model_id == model_id)
-                )
-            ).first()
+        arn = parse_arn(identifier)
+        row = None
+        if arn is None or arn.type is ArnType.CUSTOM_MODEL:
+            named = ((CustomModelRow.model_name == identifier) | (CustomModelRow.model_id == identifier) if arn is None
+                     else CustomModelRow.model_id == arn.resource_id)  # any region or account: the id is ours
+            with self.sessions() as session:
+                row = session.scalars(select(CustomModelRow).where(named)).first()
         if row is None:
             raise NotFound(f"no custom model {identifier!r}: see `tuneforge custom-models list`", field="modelIdentifier")
         return row
@@ -137,24 +137,16 @@ class CustomModelRegistry:
         shutil.rmtree(row.artifact_dir, ignore_errors=True)
         shutil.rmtree(self.run_root / row.model_id, ignore_errors=True)  # a worker still running keeps its open files
 
-    def worker_spec(self, row: CustomModelRow, catalog: Catalog, *, device: str = "auto", dtype: str = "auto") -> WorkerSpec:
-        """Load the base model and apply the adapter, or load the full weights.
-
-        For an encrypted model the spec points at a fresh plaintext copy: pass the spec to `release()` when done.
-        """
-        if row.artifact_kind == "full":
-            return WorkerSpec(row.model_name, self._plaintext(row), None, device, dtype)
-        base = catalog.worker_spec(catalog.get(row.base_model_id), device=device, dtype=dtype)
-        return WorkerSpec(row.model_name, base.checkpoint, base.gguf, device, dtype, adapter=self._plaintext(row))
-
     def release(self, spec: WorkerSpec) -> None:
-        """Remove the decrypted copy `worker_spec()` made for an encrypted model; a no-op for any other spec."""
+        """Remove the decrypted copy a spec of an encrypted model points at (tuneforge.models.specs.custom_spec made it
+        with `plaintext()`); a no-op for any other spec."""
         run_root = self.run_root.resolve()
         for path in (spec.adapter, spec.checkpoint):
             if path and Path(path).resolve().is_relative_to(run_root):  # never a base model's checkpoint
                 shutil.rmtree(path, ignore_errors=True)
 
-    def _plaintext(self, row: CustomModelRow) -> str:
+    def plaintext(self, row: CustomModelRow) -> str:
+        """The artifact directory a worker loads: the stored one, or a fresh decrypted copy of an encrypted one."""
         if not row.kms_key_id:
             return row.artifact_dir
         key = get_key(self.settings.home, row.kms_key_id)

@@ -1,7 +1,8 @@
 """Tags on tuneforge's resources, by ARN (Bedrock's TagResource, UntagResource, ListTagsForResource).
 
 Taggable today: custom models and model customization jobs (tags given at creation, `jobTags` and
-`customModelTags`, are stored here by the job and registry services). Other resources join by adding a resolver.
+`customModelTags`, are stored here by the job and registry services) and provisioned models. Other resources join
+by adding a resolver for their ARN type.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tuneforge.db import session_scope
 from tuneforge.db.tables import ResourceTagRow
 from tuneforge.errors import InvalidInput, NotFound, TooManyTags
+from tuneforge.ids import ArnType, parse_arn
 
 MAX_TAGS = 200
 _TAG_TEXT = re.compile(r"[a-zA-Z0-9\s._:/=+@-]*")  # botocore's TagKey/TagValue pattern
@@ -44,18 +46,18 @@ def drop_tags(session: Session, resource_arn: str) -> None:
 
 
 class ResourceTags:
-    """`resolvers` map an ARN marker (":custom-model/") to a function returning the resource's canonical ARN,
+    """`resolvers` map an ARN type (ArnType.CUSTOM_MODEL) to a function returning the resource's canonical ARN,
     raising NotFound when it does not exist."""
 
-    def __init__(self, sessions: sessionmaker[Session], resolvers: dict[str, Callable[[str], str]]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], resolvers: dict[ArnType, Callable[[str], str]]) -> None:
         self.sessions = sessions
         self.resolvers = resolvers
 
     def _resource(self, arn: str) -> str:
-        for marker, resolve in self.resolvers.items():
-            if marker in arn:
-                return resolve(arn)
-        kinds = ", ".join(m.strip(":/") for m in self.resolvers)
+        parsed = parse_arn(arn)
+        if parsed is not None and parsed.type in self.resolvers:
+            return self.resolvers[parsed.type](arn)
+        kinds = ", ".join(t.value for t in self.resolvers)
         raise NotFound(f"{arn!r} is not a taggable tuneforge resource ({kinds})", field="resourceARN")
 
     def list(self, arn: str) -> list[tuple[str, str]]:

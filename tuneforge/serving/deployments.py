@@ -5,7 +5,8 @@ starts one worker process per model unit, runs a health generation, and only the
 So the CLI and the HTTP API both just write here, and a server picks the change up within a second.
 
 Rules (bedrock-api.md §2, §2a):
-- modelId: a foundation model (id, alias or ARN) or a custom model (name, id or ARN).
+- modelId: a foundation model (id, alias or ARN) or an Active custom model (name, id or ARN), as
+  tuneforge.models.resolve reads it.
 - Update re-points to the same foundation model or to another custom model of the same base (Bedrock's rule);
   changing the number of units is ours (the CLI's `--units`; Bedrock's API cannot). A provisioned model that is
   Creating or Updating cannot be updated again until it settles; a Failed one can only be deleted.
@@ -29,8 +30,8 @@ from tuneforge.db import session_scope, utcnow
 from tuneforge.db.tables import ProvisionedModelRow, ResourceTagRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from tuneforge.ids import new_id, provisioned_model_arn
-from tuneforge.inference.spec import WorkerSpec
 from tuneforge.listing import by_creation, page
+from tuneforge.models.resolve import LOADABLE, ModelResolver
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.settings import Settings
 
@@ -49,17 +50,6 @@ SETTLING = (DeploymentStatus.CREATING.value, DeploymentStatus.UPDATING.value)
 
 
 @dataclass(frozen=True)
-class ServedModel:
-    """What a provisioned model points at: the model's ARN, its foundation model, and how to load it."""
-
-    arn: str
-    name: str
-    foundation_model_id: str
-    foundation_model_arn: str
-    custom: bool
-
-
-@dataclass(frozen=True)
 class DeploymentPage:
     deployments: list[ProvisionedModelRow]
     next_token: str | None
@@ -69,36 +59,7 @@ class DeploymentService:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], catalog: Catalog, registry: CustomModelRegistry) -> None:
         self.settings = settings
         self.sessions = sessions
-        self.catalog = catalog
-        self.registry = registry
-
-    # ---- models ---------------------------------------------------------------------------------
-    def served_model(self, identifier: str, *, field: str = "modelId") -> ServedModel:
-        """A base or custom model by id, name, alias or ARN."""
-        if ":custom-model/" not in identifier:
-            try:
-                entry = self.catalog.get(identifier)
-            except NotFound:
-                pass
-            else:
-                base = self.catalog.resolve(entry.model_id)  # an alias serves its target: compare bases by the target
-                return ServedModel(entry.arn(self.settings.region), entry.model_id, base.model_id, base.arn(self.settings.region), False)
-        try:
-            row = self.registry.get(identifier)
-        except NotFound:
-            raise NotFound(f"no foundation or custom model {identifier!r}: see `tuneforge models list` and "
-                           "`tuneforge custom-models list`", field=field) from None
-        if row.model_status != "Active":
-            raise Conflict(f"custom model {row.model_name!r} is {row.model_status}, not Active", field=field)
-        base = self.catalog.resolve(row.base_model_id)
-        return ServedModel(row.model_arn, row.model_name, base.model_id, base.arn(self.settings.region), True)
-
-    def worker_spec(self, model_arn: str) -> WorkerSpec:
-        """How to load a model this service resolved before (the spec of an encrypted model needs `release`)."""
-        served = self.served_model(model_arn)
-        if served.custom:
-            return self.registry.worker_spec(self.registry.get(model_arn), self.catalog)
-        return self.catalog.worker_spec(self.catalog.resolve(served.foundation_model_id))
+        self.models = ModelResolver(settings, sessions, catalog, registry)  # what a modelId names, and its records' lookup
 
     # ---- create ---------------------------------------------------------------------------------
     def create(
@@ -116,13 +77,13 @@ class DeploymentService:
         self._check_units(units)
         if commitment is not None and commitment not in COMMITMENTS:
             raise InvalidInput(f"commitmentDuration must be one of {', '.join(COMMITMENTS)}, got {commitment!r}", field="commitmentDuration")
-        served = self.served_model(model_id)
+        served = self.models.resolve(model_id, kinds=LOADABLE)
         deployment_id = new_id()
         row = ProvisionedModelRow(
             provisioned_model_id=deployment_id,
             provisioned_model_arn=provisioned_model_arn(self.settings, deployment_id),
             provisioned_model_name=name, client_request_token=client_request_token,
-            model_arn=served.arn, desired_model_arn=served.arn, foundation_model_arn=served.foundation_model_arn,
+            model_arn=served.arn, desired_model_arn=served.arn, foundation_model_arn=served.base.arn(self.settings.region),
             model_units=units, desired_model_units=units, commitment_duration=commitment,
             commitment_expiration_time=utcnow() + COMMITMENTS[commitment] if commitment else None,
             status=DeploymentStatus.CREATING.value,
@@ -140,22 +101,13 @@ class DeploymentService:
     # ---- read -----------------------------------------------------------------------------------
     def get(self, identifier: str) -> ProvisionedModelRow:
         """By id, ARN or name."""
-        deployment_id = identifier.rsplit("/", 1)[-1]
-        with self.sessions() as session:
-            row = session.scalars(select(ProvisionedModelRow).where(
-                (ProvisionedModelRow.provisioned_model_arn == identifier)
-                | (ProvisionedModelRow.provisioned_model_name == identifier)
-                | (ProvisionedModelRow.provisioned_model_id == deployment_id)
-            )).first()
+        row = self.models.provisioned(identifier)
         if row is None:
             raise NotFound(f"no provisioned model {identifier!r}: see `tuneforge deployments list`", field="provisionedModelId")
         return row
 
     def find(self, identifier: str) -> ProvisionedModelRow | None:
-        try:
-            return self.get(identifier)
-        except NotFound:
-            return None
+        return self.models.provisioned(identifier)
 
     def list(
         self, *, status: str | None = None, name_contains: str | None = None, model_arn: str | None = None,
@@ -189,10 +141,12 @@ class DeploymentService:
             self._check_name(name, "desiredProvisionedModelName")
         target = None
         if model_id is not None:
-            target = self.served_model(model_id, field="desiredModelId")
-            if target.foundation_model_arn != row.foundation_model_arn:
+            target = self.models.resolve(model_id, kinds=LOADABLE, field="desiredModelId")
+            # an alias serves its target: bases are compared by the target
+            base_arn = target.base.arn(self.settings.region)
+            if base_arn != row.foundation_model_arn:
                 raise InvalidInput(
-                    f"{model_id!r} is built on {target.foundation_model_arn}, but this provisioned model serves "
+                    f"{model_id!r} is built on {base_arn}, but this provisioned model serves "
                     f"{row.foundation_model_arn}: re-point only to that base model or to a custom model of it",
                     field="desiredModelId",
                 )

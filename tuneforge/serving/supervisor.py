@@ -24,6 +24,7 @@ from tuneforge.db.tables import ProvisionedModelRow
 from tuneforge.errors import ModelNotReady
 from tuneforge.inference.params import GenerationRequest, SamplingParams
 from tuneforge.inference.spec import Capacity, WorkerSpec
+from tuneforge.models.resolve import LOADABLE
 from tuneforge.serving.client import WorkerProcess
 from tuneforge.serving.deployments import SETTLING, DeploymentService, DeploymentStatus
 
@@ -153,13 +154,14 @@ class Supervisor:
                 self._busy.discard(deployment_id)
 
     def _start(self, model_arn: str) -> WorkerProcess:
-        spec = self.deployments.worker_spec(model_arn)
+        models = self.deployments.models
+        spec = models.worker_spec(models.resolve(model_arn, kinds=LOADABLE))
         if self.capacity is not None:
             spec = self.capacity.apply(spec)
         try:
             worker = self.spawn(spec)
         finally:
-            self.deployments.registry.release(spec)  # an encrypted model's plaintext copy: loaded or not, remove it
+            models.registry.release(spec)  # an encrypted model's plaintext copy: loaded or not, remove it
         try:
             worker.generate(HEALTH_REQUEST)
         except BaseException:
