@@ -24,16 +24,18 @@ from tuneforge.models.specs import embedding_spec, foundation_spec
 from tuneforge.knowledge.stores.base import Hit, StoredChunk
 from tuneforge.serving.client import WorkerProcess
 from tuneforge.settings import load_settings
+from tuneforge.wire.knowledge import data_source_request, knowledge_base_request
 
 ROLE = "arn:aws:iam::123456789012:role/kb"
 USCODE = Path("/work/shared/data/uscode-securities/title-15")
 
 
 def index_folder(kbs: KnowledgeBaseService, sessions, folder: Path, embedding_model: str, embed, chunking: dict | None = None) -> str:
-    kb = kbs.create_knowledge_base(name="kb", role_arn=ROLE, configuration={
-        "type": "VECTOR", "vectorKnowledgeBaseConfiguration": {"embeddingModelArn": embedding_model}})
-    ds = kbs.create_data_source(kb.knowledge_base_id, name="ds", configuration={"type": "S3", "s3Configuration": {"bucketArn": f"file://{folder}"}},
-                                vector_ingestion_configuration={"chunkingConfiguration": chunking} if chunking else None)
+    kb = kbs.create_knowledge_base(knowledge_base_request({"name": "kb", "roleArn": ROLE, "knowledgeBaseConfiguration": {
+        "type": "VECTOR", "vectorKnowledgeBaseConfiguration": {"embeddingModelArn": embedding_model}}}))
+    ds = kbs.create_data_source(kb.knowledge_base_id, data_source_request({
+        "name": "ds", "dataSourceConfiguration": {"type": "S3", "s3Configuration": {"bucketArn": f"file://{folder}"}},
+        "vectorIngestionConfiguration": {"chunkingConfiguration": chunking} if chunking else None}))
     facts = embedding_model_facts(Path(embedding_spec(kbs.catalog, embedding_model).checkpoint))
     store = kbs.open_store(kb)
     try:

@@ -21,12 +21,14 @@ from tuneforge.db.tables import IngestionJobRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound
 from tuneforge.knowledge.embedding import embedding_model_facts
 from tuneforge.knowledge.ingest import CHUNK_ID, DATA_SOURCE_ID, PAGE_NUMBER, SOURCE_URI, data_source_chunker, sync
+from tuneforge.knowledge.requests import IngestionRequest
 from tuneforge.knowledge.retrieve import Retriever, reciprocal_rank_fusion
 from tuneforge.knowledge.service import KnowledgeBaseService
 from tuneforge.knowledge.stores.base import Hit, StoredChunk
 from tuneforge.models.specs import embedding_spec
 from tuneforge.serving.client import WorkerProcess
 from tuneforge.settings import load_settings
+from tuneforge.wire.knowledge import data_source_request, knowledge_base_request
 
 ROLE = "arn:aws:iam::123456789012:role/kb"
 TIMEOUT = 120
@@ -73,6 +75,17 @@ def write_docs(folder: Path, docs: dict[str, str]) -> None:
         (folder / name).write_text(text)
 
 
+def create_kb(kbs: KnowledgeBaseService, *, name: str, role_arn: str, configuration: dict, client_token: str | None = None):
+    """CreateKnowledgeBase as the API and the CLI make it: Bedrock's members, the typed request, the service."""
+    return kbs.create_knowledge_base(knowledge_base_request(
+        {"name": name, "roleArn": role_arn, "knowledgeBaseConfiguration": configuration, "clientToken": client_token}))
+
+
+def create_ds(kbs: KnowledgeBaseService, kb_id: str, *, name: str, configuration: dict, vector_ingestion_configuration: dict | None = None):
+    return kbs.create_data_source(kb_id, data_source_request(
+        {"name": name, "dataSourceConfiguration": configuration, "vectorIngestionConfiguration": vector_ingestion_configuration}))
+
+
 def folder_source(folder: Path, prefix: str | None = None) -> dict:
     s3 = {"bucketArn": f"file://{folder}"} | ({"inclusionPrefixes": [prefix]} if prefix else {})
     return {"type": "S3", "s3Configuration": s3}
@@ -81,42 +94,42 @@ def folder_source(folder: Path, prefix: str | None = None) -> dict:
 def test_knowledge_base_and_data_source_validation(services, tmp_path):
     _settings, _sessions, catalog, kbs = services
     with pytest.raises(InvalidInput, match="not an embedding model") as err:
-        kbs.create_knowledge_base(
+        create_kb(kbs, 
             name="kb", role_arn=ROLE, configuration={"type": "VECTOR", "vectorKnowledgeBaseConfiguration": {
                 "embeddingModelArn": "arn:aws:bedrock:us-east-1::foundation-model/huggingfacetb.smollm2-135m-instruct-v1"}})
     assert err.value.field.endswith("embeddingModelArn")
     with pytest.raises(InvalidInput, match="VECTOR"):
-        kbs.create_knowledge_base(name="kb", role_arn=ROLE, configuration={"type": "KENDRA"})
+        create_kb(kbs, name="kb", role_arn=ROLE, configuration={"type": "KENDRA"})
     with pytest.raises(InvalidInput, match="dimensions 384"):
-        kbs.create_knowledge_base(name="kb", role_arn=ROLE, configuration={"type": "VECTOR", "vectorKnowledgeBaseConfiguration": {
+        create_kb(kbs, name="kb", role_arn=ROLE, configuration={"type": "VECTOR", "vectorKnowledgeBaseConfiguration": {
             "embeddingModelArn": "tiny.embedder",
             "embeddingModelConfiguration": {"bedrockEmbeddingModelConfiguration": {"dimensions": 384}}}})
 
-    kb = kbs.create_knowledge_base(name="kb", role_arn=ROLE, configuration=VECTOR, client_token="t" * 33)
+    kb = create_kb(kbs, name="kb", role_arn=ROLE, configuration=VECTOR, client_token="t" * 33)
     assert (kb.embedding_model_id, kb.dimension, kb.embedding_max_tokens, kb.status) == ("tiny.embedder", 32, 128, "ACTIVE")
     assert kb.knowledge_base_arn.endswith(f":knowledge-base/{kb.knowledge_base_id}") and len(kb.knowledge_base_id) == 10
-    assert kbs.create_knowledge_base(name="other", role_arn=ROLE, configuration=VECTOR, client_token="t" * 33).knowledge_base_id == kb.knowledge_base_id
+    assert create_kb(kbs, name="other", role_arn=ROLE, configuration=VECTOR, client_token="t" * 33).knowledge_base_id == kb.knowledge_base_id
     with pytest.raises(Conflict):
-        kbs.create_knowledge_base(name="kb", role_arn=ROLE, configuration=VECTOR)
+        create_kb(kbs, name="kb", role_arn=ROLE, configuration=VECTOR)
     with pytest.raises(NotFound):
         kbs.get_knowledge_base("NOPE000000")
 
     kb_id = kb.knowledge_base_id
     with pytest.raises(InvalidInput) as err:
-        kbs.create_data_source(kb_id, name="ds", configuration={"type": "S3", "s3Configuration": {"bucketArn": "my-bucket"}})
+        create_ds(kbs, kb_id, name="ds", configuration={"type": "S3", "s3Configuration": {"bucketArn": "my-bucket"}})
     assert err.value.field == "dataSourceConfiguration.s3Configuration.bucketArn"
     with pytest.raises(InvalidInput) as err:
-        kbs.create_data_source(kb_id, name="ds", configuration={"type": "WEB"})
+        create_ds(kbs, kb_id, name="ds", configuration={"type": "WEB"})
     assert err.value.field == "dataSourceConfiguration.type"
     with pytest.raises(InvalidInput, match="reads at most 126 tokens") as err:  # 128 word pieces minus [CLS] and [SEP]
-        kbs.create_data_source(kb_id, name="ds", configuration=folder_source(tmp_path), vector_ingestion_configuration={
+        create_ds(kbs, kb_id, name="ds", configuration=folder_source(tmp_path), vector_ingestion_configuration={
             "chunkingConfiguration": {"chunkingStrategy": "FIXED_SIZE",
                                       "fixedSizeChunkingConfiguration": {"maxTokens": 300, "overlapPercentage": 20}}})
     assert err.value.field == "vectorIngestionConfiguration.chunkingConfiguration.fixedSizeChunkingConfiguration.maxTokens"
     with pytest.raises(InvalidInput, match="overlapPercentage"):
-        kbs.create_data_source(kb_id, name="ds", configuration=folder_source(tmp_path), vector_ingestion_configuration={
+        create_ds(kbs, kb_id, name="ds", configuration=folder_source(tmp_path), vector_ingestion_configuration={
             "chunkingConfiguration": {"chunkingStrategy": "FIXED_SIZE", "fixedSizeChunkingConfiguration": {"maxTokens": 100}}})
-    ds = kbs.create_data_source(kb_id, name="ds", configuration={"type": "S3", "s3Configuration": {
+    ds = create_ds(kbs, kb_id, name="ds", configuration={"type": "S3", "s3Configuration": {
         "bucketArn": "arn:aws:s3:::my-bucket", "inclusionPrefixes": ["laws/"]}})
     assert ds.location_uri == "s3://my-bucket/laws/" and ds.data_deletion_policy == "DELETE"
     assert [d.data_source_id for d in kbs.list_data_sources(kb_id).items] == [ds.data_source_id]
@@ -133,8 +146,8 @@ def test_incremental_sync_indexes_only_what_changed(services, embedder, tmp_path
     folder = tmp_path / "docs"
     write_docs(folder, DOCS)
     (folder / "brokers.md.metadata.json").write_text(json.dumps({"metadataAttributes": {"topic": "brokers", "year": 1934}}))
-    kb = kbs.create_knowledge_base(name="kb", role_arn=ROLE, configuration=VECTOR)
-    ds = kbs.create_data_source(kb.knowledge_base_id, name="ds", configuration=folder_source(folder), vector_ingestion_configuration={
+    kb = create_kb(kbs, name="kb", role_arn=ROLE, configuration=VECTOR)
+    ds = create_ds(kbs, kb.knowledge_base_id, name="ds", configuration=folder_source(folder), vector_ingestion_configuration={
         "chunkingConfiguration": {"chunkingStrategy": "FIXED_SIZE", "fixedSizeChunkingConfiguration": {"maxTokens": 20, "overlapPercentage": 10}}})
     facts = embedding_model_facts(Path(embedding_spec(kbs.catalog, "tiny.embedder").checkpoint))
     chunker = data_source_chunker(ds.vector_ingestion_configuration["chunkingConfiguration"], tokenizer=facts.tokenizer(),
@@ -194,9 +207,9 @@ def test_none_chunking_fails_documents_longer_than_the_model_reads(services, emb
     _settings, sessions, _catalog, kbs = services
     folder = tmp_path / "docs"
     write_docs(folder, {"short.txt": "Short enough.", "long.txt": " ".join(["securities"] * 400)})
-    kb = kbs.create_knowledge_base(name="kb", role_arn=ROLE, configuration=VECTOR)
+    kb = create_kb(kbs, name="kb", role_arn=ROLE, configuration=VECTOR)
     config = {"chunkingConfiguration": {"chunkingStrategy": "NONE"}}
-    ds = kbs.create_data_source(kb.knowledge_base_id, name="ds", configuration=folder_source(folder), vector_ingestion_configuration=config)
+    ds = create_ds(kbs, kb.knowledge_base_id, name="ds", configuration=folder_source(folder), vector_ingestion_configuration=config)
     facts = embedding_model_facts(Path(embedding_spec(kbs.catalog, "tiny.embedder").checkpoint))
     chunker = data_source_chunker(config["chunkingConfiguration"], tokenizer=facts.tokenizer(), token_limit=facts.chunk_token_limit, embed=embedder.embed)
     store = kbs.open_store(kb)
@@ -236,11 +249,11 @@ def test_ingestion_job_process_on_s3_then_retrieve(services, embedder, s3_env):
         storage.write_bytes(f"{s3_env}/kb/{name}", text.encode())
     storage.write_bytes(f"{s3_env}/kb/brokers.md.metadata.json", json.dumps({"metadataAttributes": {"topic": "brokers"}}).encode())
     storage.write_bytes(f"{s3_env}/elsewhere/ignored.txt", b"not under the prefix")
-    kb = kbs.create_knowledge_base(name="kb", role_arn=ROLE, configuration=VECTOR)
+    kb = create_kb(kbs, name="kb", role_arn=ROLE, configuration=VECTOR)
     kb_id = kb.knowledge_base_id
-    ds = kbs.create_data_source(kb_id, name="ds", configuration={"type": "S3", "s3Configuration": {
+    ds = create_ds(kbs, kb_id, name="ds", configuration={"type": "S3", "s3Configuration": {
         "bucketArn": f"arn:aws:s3:::{bucket}", "inclusionPrefixes": ["kb/"]}})
-    job = kbs.start_ingestion_job(kb_id, ds.data_source_id, description="first")
+    job = kbs.start_ingestion_job(kb_id, ds.data_source_id, IngestionRequest(description="first"))
     assert job.status == "STARTING"
     with pytest.raises(Conflict):
         kbs.start_ingestion_job(kb_id, ds.data_source_id)
@@ -280,8 +293,8 @@ def test_ingestion_job_process_on_s3_then_retrieve(services, embedder, s3_env):
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_job_whose_process_died_is_failed_and_a_rerun_resumes(services, tmp_path):
     _settings, sessions, _catalog, kbs = services
-    kb = kbs.create_knowledge_base(name="kb", role_arn=ROLE, configuration=VECTOR)
-    ds = kbs.create_data_source(kb.knowledge_base_id, name="ds", configuration=folder_source(tmp_path))
+    kb = create_kb(kbs, name="kb", role_arn=ROLE, configuration=VECTOR)
+    ds = create_ds(kbs, kb.knowledge_base_id, name="ds", configuration=folder_source(tmp_path))
     with session_scope(sessions) as session:
         session.add(IngestionJobRow(
             ingestion_job_id="DEAD000000", knowledge_base_id=kb.knowledge_base_id, data_source_id=ds.data_source_id,
@@ -301,8 +314,8 @@ def test_embedding_vectors_are_what_the_store_holds(services, embedder, tmp_path
     _settings, sessions, _catalog, kbs = services
     folder = tmp_path / "docs"
     write_docs(folder, DOCS)
-    kb = kbs.create_knowledge_base(name="kb", role_arn=ROLE, configuration=VECTOR)
-    ds = kbs.create_data_source(kb.knowledge_base_id, name="ds", configuration=folder_source(folder, "brok"))
+    kb = create_kb(kbs, name="kb", role_arn=ROLE, configuration=VECTOR)
+    ds = create_ds(kbs, kb.knowledge_base_id, name="ds", configuration=folder_source(folder, "brok"))
     facts = embedding_model_facts(Path(embedding_spec(kbs.catalog, "tiny.embedder").checkpoint))
     store = kbs.open_store(kb)
     try:

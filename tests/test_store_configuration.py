@@ -56,7 +56,7 @@ def test_rds_with_url_and_json_secret_in_a_file(postgres_url: str, tmp_path: Pat
             "fieldMapping": {"primaryKeyField": "id", "vectorField": "v", "textField": "t", "metadataField": "m"},
         },
     }
-    store = open_store(configuration, kb_id="KB1", dimension=DIMENSION, data_dir=tmp_path)
+    store = open_store(parse_storage_configuration(configuration), kb_id="KB1", dimension=DIMENSION, data_dir=tmp_path)
     assert isinstance(store, PgVectorStore) and make_url(store.url).username == url.username
     assert "unused-by-trust-auth" not in repr(store)
     _roundtrip(store)
@@ -73,7 +73,7 @@ def test_rds_url_from_an_environment_variable(postgres_url: str, tmp_path: Path,
             "fieldMapping": {},
         },
     }
-    _roundtrip(open_store(configuration, kb_id="KB2", dimension=DIMENSION, data_dir=tmp_path))
+    _roundtrip(open_store(parse_storage_configuration(configuration), kb_id="KB2", dimension=DIMENSION, data_dir=tmp_path))
 
 
 def test_redis_enterprise_cloud(redis_url: str, tmp_path: Path, monkeypatch) -> None:
@@ -87,7 +87,7 @@ def test_redis_enterprise_cloud(redis_url: str, tmp_path: Path, monkeypatch) -> 
             "fieldMapping": FIELDS,
         },
     }
-    store = open_store(configuration, kb_id="KB3", dimension=DIMENSION, data_dir=tmp_path)
+    store = open_store(parse_storage_configuration(configuration), kb_id="KB3", dimension=DIMENSION, data_dir=tmp_path)
     assert isinstance(store, RedisStore)
     assert (store.vector_field, store.text_field, store.metadata_field) == ("embedding", "chunk_text", "chunk_meta")
     assert store.url.startswith("redis://default:any@")
@@ -176,10 +176,10 @@ def test_configuration_errors_name_the_field(configuration: object, field: str, 
 def test_unresolvable_references_are_reported(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("KB_DB_PASSWORD", raising=False)
     with pytest.raises(InvalidInput, match="KB_DB_PASSWORD, which is not set") as caught:
-        open_store(_rds(), kb_id="KB4", dimension=DIMENSION, data_dir=tmp_path)
+        open_store(parse_storage_configuration(_rds()), kb_id="KB4", dimension=DIMENSION, data_dir=tmp_path)
     assert caught.value.field == "storageConfiguration.rdsConfiguration.credentialsSecretArn"
     with pytest.raises(InvalidInput, match="cannot be read"):
-        open_store(_rds(credentialsSecretArn=str(tmp_path / "missing")), kb_id="KB4", dimension=8, data_dir=tmp_path)
+        open_store(parse_storage_configuration(_rds(credentialsSecretArn=str(tmp_path / "missing"))), kb_id="KB4", dimension=8, data_dir=tmp_path)
     with pytest.raises(InvalidInput) as caught:
         open_store(None, kb_id="../escape", dimension=DIMENSION, data_dir=tmp_path)
     assert caught.value.field == "knowledgeBaseId"

@@ -17,7 +17,7 @@ from rich.table import Table
 from tuneforge.cli.runtime import catalog, console, err_console, print_json, settings
 from tuneforge.cli.tables import Column, WideFlag, detail_table, failure, print_table, when
 from tuneforge.errors import Unavailable
-from tuneforge.serving.deployments import SETTLING, DeploymentService
+from tuneforge.serving.deployments import SETTLING, DeploymentService, DeploymentStatus
 from tuneforge.wire.deployments import deployment_detail, deployment_summary
 
 app = typer.Typer(help="Provisioned throughput: serve base or custom models on N workers (model units).", no_args_is_help=True)
@@ -72,7 +72,7 @@ def _wait(identifier: str, timeout: float) -> None:
             time.sleep(POLL_SECONDS)
     if not console.is_terminal:
         console.line()  # off a terminal Live prints only its last frame, without the newline that ends it
-    if row.status == "Failed":
+    if row.status == DeploymentStatus.FAILED:
         raise typer.Exit(1)
 
 
@@ -143,7 +143,7 @@ def update(
         raise typer.BadParameter("give --model, --units or --name", param_hint="--model")
     row = deployments().update(identifier, name=name, model_id=model, units=units)
     console.print(f"[bold]{row.provisioned_model_name}[/] is {row.status}")
-    if row.status == "Updating":
+    if row.status == DeploymentStatus.UPDATING:
         _warn_without_server()
     if wait:
         _wait(row.provisioned_model_arn, timeout)

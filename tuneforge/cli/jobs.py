@@ -17,6 +17,7 @@ from tuneforge.errors import InvalidInput
 from tuneforge.jobs.layout import JobOutputs
 from tuneforge.jobs.service import JobService, is_terminal
 from tuneforge.jobs.spec import JobRequest
+from tuneforge.jobs.states import JobStatus
 from tuneforge.processes.local import LOG_NAME
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.wire.jobs import job_detail, job_summary, model_detail, model_summary
@@ -133,7 +134,7 @@ def _watch(identifier: str) -> None:
             time.sleep(POLL_SECONDS)
     if not console.is_terminal:
         console.line()  # off a terminal Live prints only its last frame, without the newline that ends it
-    if row.status == "Failed":
+    if row.status == JobStatus.FAILED:
         raise typer.Exit(1)
 
 

@@ -27,6 +27,7 @@ from tuneforge.cli.runtime import catalog, console, model_resolver, print_json, 
 from tuneforge.cli.tables import Column, WideFlag, detail_table, failure, print_table, when
 from tuneforge.errors import InvalidInput, NotFound
 from tuneforge.knowledge.service import KnowledgeBaseService
+from tuneforge.knowledge.states import FINISHED, IngestionJobStatus
 from tuneforge.models.resolve import LOADABLE
 from tuneforge.models.specs import embedding_spec
 from tuneforge.serving.client import WorkerProcess
@@ -72,8 +73,9 @@ def create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a knowledge base (its vectors go to the embedded SQLite store in the data directory)."""
-    kb = kbs().create_knowledge_base(name=name, role_arn=DEFAULT_ROLE, description=description, configuration={
-        "type": "VECTOR", "vectorKnowledgeBaseConfiguration": {"embeddingModelArn": embedding_model}})
+    kb = kbs().create_knowledge_base(views.knowledge_base_request({
+        "name": name, "roleArn": DEFAULT_ROLE, "description": description,
+        "knowledgeBaseConfiguration": {"type": "VECTOR", "vectorKnowledgeBaseConfiguration": {"embeddingModelArn": embedding_model}}}))
     if as_json:
         print_json({"knowledgeBase": views.knowledge_base(kb)})
     else:
@@ -148,8 +150,9 @@ def add_source(
         elif strategy == "HIERARCHICAL":
             chunking["hierarchicalChunkingConfiguration"] = {"levelConfigurations": [{"maxTokens": 1500}, {"maxTokens": max_tokens or 200}], "overlapTokens": 60}
     default_name = "".join(c if c.isalnum() else "-" for c in location.rstrip("/").rsplit("/", 1)[-1]).strip("-")[:100] or "source"
-    ds = kbs().create_data_source(row.knowledge_base_id, name=name or default_name, configuration=_source_configuration(location),
-                                  vector_ingestion_configuration={"chunkingConfiguration": chunking} if chunking else None)
+    ds = kbs().create_data_source(row.knowledge_base_id, views.data_source_request({
+        "name": name or default_name, "dataSourceConfiguration": _source_configuration(location),
+        "vectorIngestionConfiguration": {"chunkingConfiguration": chunking} if chunking else None}))
     if as_json:
         print_json({"dataSource": views.data_source(ds)})
     else:
@@ -163,7 +166,7 @@ def _job_table(job) -> Table:
         done, total = p.get("documentsDone", 0), p["documentsTotal"]
         bar = "█" * int(30 * done / total) + "░" * (30 - int(30 * done / total))
         fields.append(("progress", f"{bar} {done}/{total} documents"))
-    if p.get("document") and job.status == "IN_PROGRESS":
+    if p.get("document") and job.status == IngestionJobStatus.IN_PROGRESS:
         fields.append(("document", p["document"]))
     for key in ("numberOfDocumentsScanned", "numberOfNewDocumentsIndexed", "numberOfModifiedDocumentsIndexed",
                 "numberOfMetadataDocumentsModified", "numberOfDocumentsDeleted", "numberOfDocumentsFailed"):
@@ -189,13 +192,13 @@ def sync(
         job = kbs().start_ingestion_job(row.knowledge_base_id, ds.data_source_id)
         if wait:
             with Live(console=console, refresh_per_second=4, transient=as_json) as live:
-                while job.status not in ("COMPLETE", "FAILED", "STOPPED"):
+                while job.status not in FINISHED:
                     time.sleep(POLL_SECONDS)
                     job = kbs().get_ingestion_job(row.knowledge_base_id, ds.data_source_id, job.ingestion_job_id)
                     live.update(_job_table(job))
             if not console.is_terminal and not as_json:
                 console.line()  # off a terminal Live prints only its last frame, without the newline that ends it
-        failed |= job.status == "FAILED" or bool(job.statistics.get("numberOfDocumentsFailed"))
+        failed |= job.status == IngestionJobStatus.FAILED or bool(job.statistics.get("numberOfDocumentsFailed"))
         if as_json:
             print_json({"ingestionJob": views.ingestion_job(job)})
     if failed:

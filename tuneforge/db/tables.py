@@ -211,7 +211,7 @@ class ProvisionedModelRow(Timestamps, Base):
 
 class KnowledgeBaseRow(Timestamps, Base):
     """A knowledge base (Bedrock CreateKnowledgeBase). Its chunks live in the vector store that
-    `storage_configuration` names (tuneforge.knowledge.stores.open_store); the embedding model is fixed at creation."""
+    `storage` names (tuneforge.knowledge.stores.open_store); the embedding model is fixed at creation."""
 
     __tablename__ = "knowledge_bases"
 
@@ -223,6 +223,7 @@ class KnowledgeBaseRow(Timestamps, Base):
     client_token: Mapped[str | None] = mapped_column(String(256), unique=True, nullable=True)
     knowledge_base_configuration: Mapped[dict] = mapped_column(JSON)  # as sent
     storage_configuration: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # as sent; None = embedded SQLite
+    storage: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # the same, checked (knowledge.stores.storage_record)
     embedding_model_id: Mapped[str] = mapped_column(String(200))
     dimension: Mapped[int] = mapped_column(Integer)
     embedding_max_tokens: Mapped[int] = mapped_column(Integer)  # word pieces the embedding model reads per chunk

@@ -24,11 +24,11 @@ from tuneforge.catalog.service import Catalog
 from tuneforge.data import DatasetKind, check_combined, load_token_counter, read_records, validate_dataset
 from tuneforge.db import open_database, session_scope, utcnow
 from tuneforge.db.tables import CustomizationJobRow
-from tuneforge.errors import InvalidInput
+from tuneforge.errors import Conflict, InvalidInput
 from tuneforge.inference.checkpoint import check_checkpoint_dir, context_length
 from tuneforge.jobs.layout import JobOutputs
 from tuneforge.jobs.service import model_family
-from tuneforge.jobs.states import JobStatus, StageStatus, close_open_stages, set_stage
+from tuneforge.jobs.states import JOB, RUNNING, JobStatus, StageStatus, close_open_stages, set_stage
 from tuneforge.models.specs import foundation_spec
 from tuneforge.processes.detached import Heartbeat, run_detached, this_process
 from tuneforge.processes.local import LOCAL, LOG_NAME
@@ -65,6 +65,14 @@ class JobProcess:
     def save(self, **values) -> None:
         with session_scope(self.sessions) as session:
             session.execute(update(CustomizationJobRow).where(CustomizationJobRow.job_id == self.job_id).values(updated_at=utcnow(), **values))
+        with self.sessions() as session:
+            self.job = session.get(CustomizationJobRow, self.job_id)
+
+    def move(self, target: JobStatus, **values) -> None:
+        """The job's status becomes `target` (tuneforge.jobs.states.JOB), or Conflict if it ended meanwhile."""
+        with session_scope(self.sessions) as session:
+            JOB.move(session, CustomizationJobRow.status, CustomizationJobRow.job_id == self.job_id, target,
+                     name=self.job.job_name, updated_at=utcnow(), **values)
         with self.sessions() as session:
             self.job = session.get(CustomizationJobRow, self.job_id)
 
@@ -198,8 +206,8 @@ class JobProcess:
         registry = CustomModelRegistry(self.settings, self.sessions)
         model = registry.register(job, artifact_dir=result.artifact_dir, artifact_kind="adapter" if hparams.method == "lora" else "full",
                                   training_loss=result.training_loss, validation_loss=result.validation_loss)
-        self.save(
-            status=JobStatus.COMPLETED.value, end_time=utcnow(), output_model_arn=model.model_arn,
+        self.move(
+            JobStatus.COMPLETED, end_time=utcnow(), output_model_arn=model.model_arn,
             training_loss=result.training_loss, validation_loss=result.validation_loss,
             progress={**(self.job.progress or {}), "phase": "completed", "step": result.steps, "totalSteps": result.steps,
                       "epoch": result.epochs, "etaSeconds": 0.0, "maxSequenceLength": result.max_len,
@@ -218,11 +226,14 @@ class JobProcess:
 
     def finish(self, status: JobStatus, stage_status: StageStatus, message: str | None = None) -> None:
         now = utcnow()
-        self.save(status=status.value, end_time=now, failure_message=message,
-                  status_details=close_open_stages(self.job.status_details, stage_status, now))
+        try:
+            self.move(status, end_time=now, failure_message=message,
+                      status_details=close_open_stages(self.job.status_details, stage_status, now))
+        except Conflict as exc:  # never overwrite an ended job (a reconciler may have closed it)
+            print(f"not recorded: {exc.message}", flush=True)
 
     def stopped(self, _exc: BaseException) -> None:
-        if self.status() in (JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value):  # never overwrite an ended job
+        if self.status() in RUNNING:
             self.finish(JobStatus.STOPPED, StageStatus.STOPPED)
 
     def failed(self, message: str) -> None:

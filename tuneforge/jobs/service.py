@@ -24,7 +24,7 @@ from tuneforge.db.tables import CustomizationJobRow, CustomModelRow
 from tuneforge.errors import AccessDenied, Conflict, InvalidInput, NotFound
 from tuneforge.ids import ArnType, job_arn, new_id, parse_arn
 from tuneforge.jobs.spec import JobRequest
-from tuneforge.jobs.states import TERMINAL, JobStatus, StageStatus, check_transition, close_open_stages, initial_details
+from tuneforge.jobs.states import JOB, RUNNING, TERMINAL, JobStatus, StageStatus, check_transition, close_open_stages, initial_details
 from tuneforge.listing import by_creation, page
 from tuneforge.processes.detached import STOP_GRACE_SECONDS, presumed_alive
 from tuneforge.processes.executor import Executor
@@ -142,7 +142,7 @@ class JobService:
         pending = session.scalars(
             select(CustomizationJobRow.job_id).where(
                 CustomizationJobRow.custom_model_name == request.custom_model_name,
-                CustomizationJobRow.status.in_([JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value]),
+                CustomizationJobRow.status.in_(RUNNING),
             )
         ).first()
         if taken or pending:
@@ -212,15 +212,12 @@ class JobService:
         """Ask the job to stop (it checkpoints and exits); kill its process tree if it does not within seconds."""
         row = self.get(identifier)
         check_transition(row.status, JobStatus.STOPPING, job_name=row.job_name)
-        now = utcnow()
-        with session_scope(self.sessions) as session:
-            changed = session.execute(
-                update(CustomizationJobRow)
-                .where(CustomizationJobRow.job_id == row.job_id, CustomizationJobRow.status == JobStatus.IN_PROGRESS.value)
-                .values(status=JobStatus.STOPPING.value, updated_at=now)
-            ).rowcount
-        if not changed:  # it finished (or was stopped) between our read and our write
-            return self.stop(identifier, wait=wait) if self.get(identifier).status == JobStatus.IN_PROGRESS else self.get(identifier)
+        try:
+            with session_scope(self.sessions) as session:
+                JOB.move(session, CustomizationJobRow.status, CustomizationJobRow.job_id == row.job_id, JobStatus.STOPPING,
+                         name=row.job_name, updated_at=utcnow())
+        except Conflict:  # it finished (or was stopped) between our read and our write
+            return self.get(identifier)
         if wait and row.pid is not None:
             self.executor.terminate_tree(row.pid, row.pid_started_at, grace_seconds=STOP_GRACE_SECONDS)
             self._finish_if_dead(self.get(row.job_id))
@@ -233,7 +230,7 @@ class JobService:
         """Restart or close jobs whose process is gone. Returns the ids it acted on."""
         with self.sessions() as session:
             open_jobs = session.scalars(
-                select(CustomizationJobRow).where(CustomizationJobRow.status.in_([JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value]))
+                select(CustomizationJobRow).where(CustomizationJobRow.status.in_(RUNNING))
             ).all()
         acted = []
         for row in open_jobs:
@@ -242,36 +239,35 @@ class JobService:
         return acted
 
     def _finish_if_dead(self, row: CustomizationJobRow) -> bool:
-        if row.status not in (JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value):
+        if row.status not in RUNNING:
             return False  # it ended (a stopped job's process exits on its own): nothing to restart or close
         if presumed_alive(row, self.executor):
             return False
         now = utcnow()
-        if row.status == JobStatus.STOPPING.value:
-            values = {"status": JobStatus.STOPPED.value, "end_time": now,
-                      "status_details": close_open_stages(row.status_details, StageStatus.STOPPED, now)}
-        elif row.attempts < MAX_ATTEMPTS:
-            values = {"attempts": row.attempts + 1, "pid": None}
-        else:
-            values = {
-                "status": JobStatus.FAILED.value, "end_time": now,
-                "status_details": close_open_stages(row.status_details, StageStatus.FAILED, now),
-                "failure_message": (
-                    f"the job's process ended unexpectedly {row.attempts} times (crash, out of memory or host restart); "
-                    f"see {Path(row.work_dir) / LOG_NAME} and create the job again"
-                ),
-            }
         same_pid = CustomizationJobRow.pid.is_(None) if row.pid is None else CustomizationJobRow.pid == row.pid
-        with session_scope(self.sessions) as session:
-            # compare-and-set on pid and status: when two processes reconcile at once, only one acts
-            won = session.execute(
-                update(CustomizationJobRow)
-                .where(CustomizationJobRow.job_id == row.job_id, same_pid, CustomizationJobRow.status == row.status)
-                .values(updated_at=now, heartbeat_at=now if "pid" in values else row.heartbeat_at, **values)
-            ).rowcount
-        if won and values.get("pid", 0) is None:
-            self._launch(row)  # resumes from its last checkpoint
-        return bool(won)
+        # compare-and-set on pid and status: when two processes reconcile at once, only one acts
+        where = (CustomizationJobRow.job_id == row.job_id) & same_pid & (CustomizationJobRow.status == row.status)
+        if row.status != JobStatus.STOPPING.value and row.attempts < MAX_ATTEMPTS:  # restart: the status stays
+            with session_scope(self.sessions) as session:
+                won = session.execute(update(CustomizationJobRow).where(where).values(
+                    updated_at=now, heartbeat_at=now, attempts=row.attempts + 1, pid=None)).rowcount
+            if won:
+                self._launch(row)  # resumes from its last checkpoint
+            return bool(won)
+        if row.status == JobStatus.STOPPING.value:
+            target, stage = JobStatus.STOPPED, StageStatus.STOPPED
+            message = None
+        else:
+            target, stage = JobStatus.FAILED, StageStatus.FAILED
+            message = (f"the job's process ended unexpectedly {row.attempts} times (crash, out of memory or host restart); "
+                       f"see {Path(row.work_dir) / LOG_NAME} and create the job again")
+        values = {"end_time": now, "status_details": close_open_stages(row.status_details, stage, now)}
+        try:
+            with session_scope(self.sessions) as session:
+                return JOB.move(session, CustomizationJobRow.status, where, target, name=row.job_name, updated_at=now,
+                                **values, **({"failure_message": message} if message else {}))
+        except Conflict:  # another process ended it first
+            return False
 
 
 def is_terminal(row: CustomizationJobRow) -> bool:

@@ -1,4 +1,4 @@
-"""Job statuses, mirroring botocore's enums, and the one function that moves between them.
+"""Job statuses, mirroring botocore's enums, and their lifecycle (`JOB`): every status write goes through it.
 
     InProgress ──> Completed
         │  └─────> Failed
@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from tuneforge.errors import Conflict
+from tuneforge.lifecycle import Lifecycle
 
 
 class JobStatus(StrEnum):
@@ -36,16 +36,17 @@ class StageStatus(StrEnum):
 STAGES = ("validationDetails", "dataProcessingDetails", "trainingDetails")
 TERMINAL = {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED}
 
-_ALLOWED = {
+JOB = Lifecycle("job", {
     JobStatus.IN_PROGRESS: {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPING, JobStatus.STOPPED},
+    # a job asked to stop may still finish its last step and register, or fail doing so
     JobStatus.STOPPING: {JobStatus.STOPPED, JobStatus.FAILED, JobStatus.COMPLETED},
-}
+}, field="jobIdentifier")
+RUNNING = (JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value)
 
 
 def check_transition(current: str, target: JobStatus, *, job_name: str) -> None:
     """Raise Conflict unless `current` may move to `target`."""
-    if target not in _ALLOWED.get(JobStatus(current), set()):
-        raise Conflict(f"job {job_name!r} is {current}; it cannot become {target.value}", field="jobIdentifier")
+    JOB.check(current, target, name=job_name)
 
 
 def initial_details(now: datetime) -> dict:

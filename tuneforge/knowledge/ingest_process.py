@@ -12,14 +12,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database, session_scope, utcnow
 from tuneforge.db.tables import DataSourceRow, IngestionJobRow, KnowledgeBaseRow
+from tuneforge.errors import Conflict
 from tuneforge.knowledge.embedding import embedding_model_facts
 from tuneforge.knowledge.ingest import SyncResult, SyncStopped, data_source_chunker, sync
 from tuneforge.knowledge.service import open_kb_store
+from tuneforge.knowledge.states import INGESTION_JOB, IngestionJobStatus
 from tuneforge.models.specs import embedding_spec
 from tuneforge.processes.detached import Heartbeat, run_detached, this_process
 from tuneforge.processes.local import LOG_NAME
@@ -47,6 +49,22 @@ class IngestionProcess:
         with session_scope(self.sessions) as session:
             session.execute(update(IngestionJobRow).where(IngestionJobRow.ingestion_job_id == self.job_id).values(**values))
 
+    def move(self, target: IngestionJobStatus, **values) -> None:
+        """The job's status becomes `target` (tuneforge.knowledge.states), or Conflict if that is not legal now."""
+        with session_scope(self.sessions) as session:
+            INGESTION_JOB.move(session, IngestionJobRow.status, IngestionJobRow.ingestion_job_id == self.job_id, target,
+                               name=self.job_id, **values)
+
+    def finish(self, target: IngestionJobStatus, **values) -> None:
+        try:
+            self.move(target, **values)
+        except Conflict as exc:  # never overwrite an ended job (a reconciler may have closed it)
+            print(f"not recorded: {exc.message}", flush=True)
+
+    def status(self) -> str | None:
+        with self.sessions() as session:
+            return session.scalar(select(IngestionJobRow.status).where(IngestionJobRow.ingestion_job_id == self.job_id))
+
     def progress(self, progress: dict, result: SyncResult) -> None:
         if self._heartbeat.due(force=progress.get("phase") in ("listing", "complete")):
             self.save(progress=progress, statistics=dict(result.statistics), failure_reasons=list(result.failure_reasons),
@@ -54,7 +72,10 @@ class IngestionProcess:
 
     def run(self) -> None:
         me = this_process()
-        self.save(pid=me.pid, pid_started_at=me.started_at, host=me.host, heartbeat_at=utcnow(), status="IN_PROGRESS")
+        self.save(pid=me.pid, pid_started_at=me.started_at, host=me.host, heartbeat_at=utcnow())
+        if self.stop_requested or self.status() == IngestionJobStatus.STOPPING:  # stopped before it began
+            raise SyncStopped(SyncResult(dict(self.job.statistics)))
+        self.move(IngestionJobStatus.IN_PROGRESS)
         catalog = Catalog(self.settings, self.sessions)
         spec = embedding_spec(catalog, self.kb.embedding_model_id)
         facts = embedding_model_facts(Path(spec.checkpoint))
@@ -68,16 +89,17 @@ class IngestionProcess:
                               should_stop=lambda: self.stop_requested)
         finally:
             store.close()
-        self.save(status="COMPLETE", statistics=result.statistics, failure_reasons=result.failure_reasons,
+        self.move(IngestionJobStatus.COMPLETE, statistics=result.statistics, failure_reasons=result.failure_reasons,
                   progress={"phase": "complete"}, heartbeat_at=utcnow())
         print(f"ingestion job {self.job_id} complete", flush=True)
 
     def stopped(self, exc: BaseException) -> None:
         result = exc.args[0]
-        self.save(status="STOPPED", progress={"phase": "stopped"}, statistics=result.statistics, failure_reasons=result.failure_reasons)
+        self.finish(IngestionJobStatus.STOPPED, progress={"phase": "stopped"}, statistics=result.statistics,
+                    failure_reasons=result.failure_reasons)
 
     def failed(self, message: str) -> None:
-        self.save(status="FAILED", failure_reasons=[message])
+        self.finish(IngestionJobStatus.FAILED, failure_reasons=[message])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,15 @@
 """Knowledge bases, data sources and ingestion jobs: Bedrock's bedrock-agent semantics, without HTTP.
 
     kbs = KnowledgeBaseService(settings, sessions, catalog)
-    kb = kbs.create_knowledge_base(name="docs", role_arn=ROLE, configuration={"type": "VECTOR",
-        "vectorKnowledgeBaseConfiguration": {"embeddingModelArn": "sentence-transformers.all-minilm-l6-v2"}})
-    ds = kbs.create_data_source(kb.knowledge_base_id, name="laws", configuration={"type": "S3",
-        "s3Configuration": {"bucketArn": "arn:aws:s3:::my-bucket", "inclusionPrefixes": ["laws/"]}})
+    kb = kbs.create_knowledge_base(KnowledgeBaseRequest(name="docs", role_arn=ROLE,
+                                                        embedding_model="sentence-transformers.all-minilm-l6-v2"))
+    ds = kbs.create_data_source(kb.knowledge_base_id, DataSourceRequest(name="laws", location="s3://my-bucket/laws/"))
     job = kbs.start_ingestion_job(kb.knowledge_base_id, ds.data_source_id)   # runs in its own process
 
-Where documents come from (dataSourceConfiguration, type S3):
+Requests are typed (tuneforge.knowledge.requests) and built once at the edge from Bedrock's shapes
+(tuneforge.wire.knowledge); every status write goes through the lifecycles of tuneforge.knowledge.states.
+
+Where documents come from (dataSourceConfiguration, type S3; tuneforge.wire.knowledge.data_source_location):
 - `bucketArn` `arn:aws:s3:::BUCKET` with at most one `inclusionPrefixes` entry: the objects under
   s3://BUCKET/PREFIX, read through tuneforge.storage (so any S3 endpoint boto3 is configured for).
 - a local folder (a tuneforge extension, for self-hosting): `bucketArn` `file:///absolute/folder`; an
@@ -26,7 +28,6 @@ With NONE (one chunk per file), a file longer than the limit fails ingestion wit
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,21 @@ from tuneforge.catalog.entries import Modality, SourceKind
 from tuneforge.catalog.service import Catalog, model_id_from
 from tuneforge.db import session_scope, utcnow
 from tuneforge.db.tables import DataSourceRow, IngestionJobRow, KbDocumentRow, KnowledgeBaseRow
-from tuneforge.documents.chunking_config import ChunkingStrategy, validate_chunking_configuration
+from tuneforge.documents.chunking_config import ChunkingSettings, ChunkingStrategy
 from tuneforge.errors import Conflict, InvalidInput, NotFound
 from tuneforge.ids import knowledge_base_arn, new_agent_id
 from tuneforge.knowledge.embedding import EmbeddingModelFacts, embedding_model_facts
+from tuneforge.knowledge.requests import DataDeletionPolicy, DataSourceRequest, IngestionRequest, KnowledgeBaseRequest
+from tuneforge.knowledge.states import (
+    DATA_SOURCE,
+    INGESTION_JOB,
+    KNOWLEDGE_BASE,
+    RUNNING,
+    DataSourceStatus,
+    IngestionJobStatus,
+    KnowledgeBaseStatus,
+)
+from tuneforge.knowledge.stores.configuration import storage_from_record, storage_record
 from tuneforge.listing import page
 from tuneforge.processes.detached import STOP_GRACE_SECONDS, presumed_alive
 from tuneforge.processes.executor import Executor
@@ -50,14 +62,11 @@ from tuneforge.processes.local import LOCAL, LOG_NAME
 from tuneforge.settings import Settings
 
 INGESTION_MODULE = "tuneforge.knowledge.ingest_process"
-RUNNING = ("STARTING", "IN_PROGRESS", "STOPPING")
 EMPTY_STATISTICS = {
     "numberOfDocumentsScanned": 0, "numberOfMetadataDocumentsScanned": 0, "numberOfNewDocumentsIndexed": 0,
     "numberOfModifiedDocumentsIndexed": 0, "numberOfMetadataDocumentsModified": 0, "numberOfDocumentsDeleted": 0,
     "numberOfDocumentsFailed": 0, "numberOfDocumentsSkipped": 0,
 }
-_NAME = re.compile(r"^([0-9a-zA-Z][_-]?){1,100}$")  # Bedrock's name pattern for KBs and data sources
-_BUCKET_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$")
 
 
 @dataclass(frozen=True)
@@ -66,49 +75,8 @@ class Page:
     next_token: str | None
 
 
-def _check_name(name: Any, field: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidInput(f"{field} {name!r} is invalid: use 1-100 letters and digits, single '_' or '-' between them", field=field)
-    return name
-
-
-def _check_description(description: Any) -> str | None:
-    if description is not None and (not isinstance(description, str) or not 1 <= len(description) <= 200):
-        raise InvalidInput("description must be 1-200 characters", field="description")
-    return description
-
-
-def data_source_location(configuration: Any) -> str:
-    """The folder or prefix a dataSourceConfiguration names, as a tuneforge.storage location."""
-    if not isinstance(configuration, dict) or configuration.get("type") != "S3":
-        kind = configuration.get("type") if isinstance(configuration, dict) else None
-        raise InvalidInput(f"dataSourceConfiguration.type {kind!r} is not supported: use S3 (an S3 bucket or a file:// folder)",
-                           field="dataSourceConfiguration.type")
-    s3 = configuration.get("s3Configuration")
-    if not isinstance(s3, dict) or not isinstance(s3.get("bucketArn"), str):
-        raise InvalidInput("dataSourceConfiguration.s3Configuration.bucketArn is required", field="dataSourceConfiguration.s3Configuration.bucketArn")
-    prefixes = s3.get("inclusionPrefixes") or []
-    if not isinstance(prefixes, list) or len(prefixes) > 1 or not all(isinstance(p, str) and p for p in prefixes):
-        raise InvalidInput("inclusionPrefixes takes at most one non-empty prefix",
-                           field="dataSourceConfiguration.s3Configuration.inclusionPrefixes")
-    prefix = prefixes[0] if prefixes else ""
-    arn = s3["bucketArn"]
-    if arn.startswith("file://"):
-        folder = Path(arn.removeprefix("file://"))
-        if not folder.is_absolute() or not folder.is_dir():
-            raise InvalidInput(f"{arn!r} is not an existing absolute folder (file:///absolute/path)",
-                               field="dataSourceConfiguration.s3Configuration.bucketArn")
-        return f"file://{folder}/{prefix.lstrip('/')}"
-    match = _BUCKET_ARN.match(arn)
-    if not match:
-        raise InvalidInput(f"bucketArn {arn!r} is invalid: use arn:aws:s3:::BUCKET (or file:///folder for a local folder)",
-                           field="dataSourceConfiguration.s3Configuration.bucketArn")
-    return f"s3://{match.group(2)}/{prefix}"
-
-
-def check_chunk_limit(chunking: dict | None, facts: EmbeddingModelFacts) -> None:
+def check_chunk_limit(settings: ChunkingSettings, facts: EmbeddingModelFacts) -> None:
     """Refuse a chunkingConfiguration whose chunks the embedding model would truncate."""
-    settings = validate_chunking_configuration(chunking)
     limit = facts.chunk_token_limit
     base = "vectorIngestionConfiguration.chunkingConfiguration"
     checks = {
@@ -130,7 +98,7 @@ def open_kb_store(kb: KnowledgeBaseRow, settings: Settings):
     """The knowledge base's vector store (tuneforge.knowledge.stores.open_store), opened."""
     from tuneforge.knowledge.stores import open_store
 
-    return open_store(kb.storage_configuration, kb_id=kb.knowledge_base_id, dimension=kb.dimension,
+    return open_store(storage_from_record(kb.storage), kb_id=kb.knowledge_base_id, dimension=kb.dimension,
                       data_dir=settings.home / "knowledge-bases")
 
 
@@ -160,38 +128,27 @@ class KnowledgeBaseService:
         path = package_path(model.source.location) if model.source.kind is SourceKind.PACKAGE_DIR else Path(model.source.location)
         return model.model_id, embedding_model_facts(path)
 
-    def create_knowledge_base(
-        self, *, name: str, role_arn: str, configuration: dict, description: str | None = None,
-        storage_configuration: dict | None = None, client_token: str | None = None,
-    ) -> KnowledgeBaseRow:
-        if client_token:
+    def create_knowledge_base(self, request: KnowledgeBaseRequest) -> KnowledgeBaseRow:
+        if request.client_token:
             with self.sessions() as session:
-                existing = session.scalars(select(KnowledgeBaseRow).where(KnowledgeBaseRow.client_token == client_token)).first()
+                existing = session.scalars(select(KnowledgeBaseRow).where(KnowledgeBaseRow.client_token == request.client_token)).first()
             if existing is not None:  # a retried request: the same knowledge base
                 return existing
-        _check_name(name, "name")
-        _check_description(description)
-        if not isinstance(configuration, dict) or configuration.get("type") != "VECTOR":
-            raise InvalidInput("knowledgeBaseConfiguration.type must be VECTOR (KENDRA, SQL and MANAGED are not supported)",
-                               field="knowledgeBaseConfiguration.type")
-        vector = configuration.get("vectorKnowledgeBaseConfiguration")
-        if not isinstance(vector, dict) or not isinstance(vector.get("embeddingModelArn"), str):
-            raise InvalidInput("knowledgeBaseConfiguration.vectorKnowledgeBaseConfiguration.embeddingModelArn is required",
-                               field="knowledgeBaseConfiguration.vectorKnowledgeBaseConfiguration.embeddingModelArn")
-        model_id, facts = self.embedding_model(vector["embeddingModelArn"])
-        asked = (vector.get("embeddingModelConfiguration") or {}).get("bedrockEmbeddingModelConfiguration", {}).get("dimensions")
-        if asked is not None and asked != facts.dimension:
-            raise InvalidInput(f"dimensions {asked} does not match {model_id}, which embeds into {facts.dimension} dimensions",
+        model_id, facts = self.embedding_model(request.embedding_model)
+        if request.dimensions is not None and request.dimensions != facts.dimension:
+            raise InvalidInput(f"dimensions {request.dimensions} does not match {model_id}, which embeds into {facts.dimension} dimensions",
                                field="knowledgeBaseConfiguration.vectorKnowledgeBaseConfiguration.embeddingModelConfiguration")
         with self.sessions() as session:
-            if session.scalars(select(KnowledgeBaseRow).where(KnowledgeBaseRow.name == name)).first() is not None:
-                raise Conflict(f"a knowledge base named {name!r} already exists: pick another name", field="name")
+            if session.scalars(select(KnowledgeBaseRow).where(KnowledgeBaseRow.name == request.name)).first() is not None:
+                raise Conflict(f"a knowledge base named {request.name!r} already exists: pick another name", field="name")
         kb_id = new_agent_id()
         row = KnowledgeBaseRow(
-            knowledge_base_id=kb_id, knowledge_base_arn=self.kb_arn(kb_id), name=name, description=description,
-            role_arn=role_arn, client_token=client_token, knowledge_base_configuration=configuration,
-            storage_configuration=storage_configuration, embedding_model_id=model_id, dimension=facts.dimension,
-            embedding_max_tokens=facts.max_seq_length, status="ACTIVE", failure_reasons=[],
+            knowledge_base_id=kb_id, knowledge_base_arn=self.kb_arn(kb_id), name=request.name, description=request.description,
+            role_arn=request.role_arn, client_token=request.client_token,
+            knowledge_base_configuration=dict(request.configuration),
+            storage_configuration=dict(request.storage_configuration) if request.storage_configuration is not None else None,
+            storage=storage_record(request.storage), embedding_model_id=model_id, dimension=facts.dimension,
+            embedding_max_tokens=facts.max_seq_length, status=KnowledgeBaseStatus.ACTIVE.value, failure_reasons=[],
         )
         store = self.open_store(row)  # refuses an unusable storageConfiguration before anything is recorded
         store.close()
@@ -211,25 +168,24 @@ class KnowledgeBaseService:
             rows = session.scalars(select(KnowledgeBaseRow).order_by(KnowledgeBaseRow.created_at, KnowledgeBaseRow.knowledge_base_id)).all()
         return Page(*page(rows, max_results=max_results, next_token=next_token))
 
-    def update_knowledge_base(self, kb_id: str, *, name: str, role_arn: str, configuration: dict,
-                              description: str | None = None, storage_configuration: dict | None = None) -> KnowledgeBaseRow:
+    def update_knowledge_base(self, kb_id: str, request: KnowledgeBaseRequest) -> KnowledgeBaseRow:
+        """Name, description, role and configuration as sent; the embedding model and the store cannot change."""
         row = self.get_knowledge_base(kb_id)
-        _check_name(name, "name")
-        _check_description(description)
-        vector = (configuration or {}).get("vectorKnowledgeBaseConfiguration") or {}
-        if configuration.get("type") != "VECTOR" or self.embedding_model(vector.get("embeddingModelArn", ""))[0] != row.embedding_model_id:
+        if self.embedding_model(request.embedding_model)[0] != row.embedding_model_id:
             raise InvalidInput("the embedding model of a knowledge base cannot change: create a new knowledge base",
                                field="knowledgeBaseConfiguration")
-        if storage_configuration is not None and storage_configuration != row.storage_configuration:
+        if request.storage_configuration is not None and request.storage != storage_from_record(row.storage):
             raise InvalidInput("the storage configuration of a knowledge base cannot change", field="storageConfiguration")
         with session_scope(self.sessions) as session:
             session.execute(update(KnowledgeBaseRow).where(KnowledgeBaseRow.knowledge_base_id == kb_id).values(
-                name=name, description=description, role_arn=role_arn, knowledge_base_configuration=configuration))
+                name=request.name, description=request.description, role_arn=request.role_arn,
+                knowledge_base_configuration=dict(request.configuration)))
         return self.get_knowledge_base(kb_id)
 
     def delete_knowledge_base(self, kb_id: str) -> KnowledgeBaseRow:
         """Stop its ingestion jobs, drop its vectors, remove it with its data sources."""
         row = self.get_knowledge_base(kb_id)
+        deleting = KNOWLEDGE_BASE.check(row.status, KnowledgeBaseStatus.DELETING, name=kb_id)
         for job in self._jobs(kb_id=kb_id):
             if job.status in RUNNING and job.pid is not None:
                 self.executor.terminate_tree(job.pid, job.pid_started_at, grace_seconds=STOP_GRACE_SECONDS)
@@ -242,40 +198,30 @@ class KnowledgeBaseService:
             for table in (KbDocumentRow, IngestionJobRow, DataSourceRow):
                 session.execute(delete(table).where(table.knowledge_base_id == kb_id))
             session.execute(delete(KnowledgeBaseRow).where(KnowledgeBaseRow.knowledge_base_id == kb_id))
-        row.status = "DELETING"
+        row.status = deleting  # what DeleteKnowledgeBase reports; the row itself is gone
         return row
 
     def open_store(self, kb: KnowledgeBaseRow):
         return open_kb_store(kb, self.settings)
 
     # ---- data sources ---------------------------------------------------------------------------
-    def create_data_source(
-        self, kb_id: str, *, name: str, configuration: dict, description: str | None = None,
-        vector_ingestion_configuration: dict | None = None, data_deletion_policy: str | None = None,
-        client_token: str | None = None,
-    ) -> DataSourceRow:
+    def create_data_source(self, kb_id: str, request: DataSourceRequest) -> DataSourceRow:
         kb = self.get_knowledge_base(kb_id)
-        if client_token:
+        if request.client_token:
             with self.sessions() as session:
-                existing = session.scalars(select(DataSourceRow).where(DataSourceRow.client_token == client_token)).first()
+                existing = session.scalars(select(DataSourceRow).where(DataSourceRow.client_token == request.client_token)).first()
             if existing is not None:
                 return existing
-        _check_name(name, "name")
-        _check_description(description)
-        location = data_source_location(configuration)
-        policy = data_deletion_policy or "DELETE"
-        if policy not in ("RETAIN", "DELETE"):
-            raise InvalidInput(f"dataDeletionPolicy {policy!r} is invalid: use RETAIN or DELETE", field="dataDeletionPolicy")
-        chunking = (vector_ingestion_configuration or {}).get("chunkingConfiguration")
-        check_chunk_limit(chunking, self.embedding_model(kb.embedding_model_id)[1])
+        check_chunk_limit(request.chunking, self.embedding_model(kb.embedding_model_id)[1])
         with self.sessions() as session:
-            if session.scalars(select(DataSourceRow).where(DataSourceRow.knowledge_base_id == kb_id, DataSourceRow.name == name)).first():
-                raise Conflict(f"knowledge base {kb_id} already has a data source named {name!r}", field="name")
+            if session.scalars(select(DataSourceRow).where(DataSourceRow.knowledge_base_id == kb_id, DataSourceRow.name == request.name)).first():
+                raise Conflict(f"knowledge base {kb_id} already has a data source named {request.name!r}", field="name")
         row = DataSourceRow(
-            data_source_id=new_agent_id(), knowledge_base_id=kb_id, name=name, description=description, client_token=client_token,
-            data_source_configuration=configuration, location_uri=location,
-            vector_ingestion_configuration=vector_ingestion_configuration, data_deletion_policy=policy,
-            status="AVAILABLE", failure_reasons=[],
+            data_source_id=new_agent_id(), knowledge_base_id=kb_id, name=request.name, description=request.description,
+            client_token=request.client_token, data_source_configuration=dict(request.configuration), location_uri=request.location,
+            vector_ingestion_configuration=(dict(request.vector_ingestion_configuration)
+                                            if request.vector_ingestion_configuration is not None else None),
+            data_deletion_policy=request.data_deletion_policy.value, status=DataSourceStatus.AVAILABLE.value, failure_reasons=[],
         )
         with session_scope(self.sessions) as session:
             session.add(row)
@@ -299,9 +245,10 @@ class KnowledgeBaseService:
     def delete_data_source(self, kb_id: str, ds_id: str) -> DataSourceRow:
         """With dataDeletionPolicy DELETE (the default) its documents' chunks leave the store; RETAIN keeps them."""
         ds = self.get_data_source(kb_id, ds_id)
+        deleting = DATA_SOURCE.check(ds.status, DataSourceStatus.DELETING, name=ds_id)
         if any(j.status in RUNNING for j in self._jobs(ds_id=ds_id)):
             raise Conflict(f"data source {ds_id} has an ingestion job running: stop it first", field="dataSourceId")
-        if ds.data_deletion_policy == "DELETE":
+        if ds.data_deletion_policy == DataDeletionPolicy.DELETE:
             with self.sessions() as session:
                 uris = session.scalars(select(KbDocumentRow.uri).where(KbDocumentRow.data_source_id == ds_id)).all()
             store = self.open_store(self.get_knowledge_base(kb_id))
@@ -314,27 +261,26 @@ class KnowledgeBaseService:
             session.execute(delete(KbDocumentRow).where(KbDocumentRow.data_source_id == ds_id))
             session.execute(delete(IngestionJobRow).where(IngestionJobRow.data_source_id == ds_id))
             session.execute(delete(DataSourceRow).where(DataSourceRow.data_source_id == ds_id))
-        ds.status = "DELETING"
+        ds.status = deleting  # what DeleteDataSource reports; the row itself is gone
         return ds
 
     # ---- ingestion jobs -------------------------------------------------------------------------
-    def start_ingestion_job(self, kb_id: str, ds_id: str, *, description: str | None = None,
-                            client_token: str | None = None, env: dict[str, str] | None = None) -> IngestionJobRow:
+    def start_ingestion_job(self, kb_id: str, ds_id: str, request: IngestionRequest = IngestionRequest(), *,
+                            env: dict[str, str] | None = None) -> IngestionJobRow:
         self.get_data_source(kb_id, ds_id)
-        if client_token:
+        if request.client_token:
             with self.sessions() as session:
-                existing = session.scalars(select(IngestionJobRow).where(IngestionJobRow.client_token == client_token)).first()
+                existing = session.scalars(select(IngestionJobRow).where(IngestionJobRow.client_token == request.client_token)).first()
             if existing is not None:
                 return existing
-        _check_description(description)
         self.reconcile()
         if any(j.status in RUNNING for j in self._jobs(ds_id=ds_id)):
             raise Conflict(f"data source {ds_id} already has an ingestion job running: wait for it or stop it", field="dataSourceId")
         job_id = new_agent_id()
         work_dir = self.settings.home / "knowledge-bases" / kb_id / "ingestion" / job_id
         row = IngestionJobRow(
-            ingestion_job_id=job_id, knowledge_base_id=kb_id, data_source_id=ds_id, description=description,
-            client_token=client_token, status="STARTING", statistics=dict(EMPTY_STATISTICS), failure_reasons=[],
+            ingestion_job_id=job_id, knowledge_base_id=kb_id, data_source_id=ds_id, description=request.description,
+            client_token=request.client_token, status=IngestionJobStatus.STARTING.value, statistics=dict(EMPTY_STATISTICS), failure_reasons=[],
             progress={"phase": "starting"}, work_dir=str(work_dir), heartbeat_at=utcnow(),
         )
         with session_scope(self.sessions) as session:
@@ -364,10 +310,9 @@ class KnowledgeBaseService:
     def stop_ingestion_job(self, kb_id: str, ds_id: str, job_id: str) -> IngestionJobRow:
         """The process finishes the document it is on and ends STOPPED; what it indexed stays."""
         row = self.get_ingestion_job(kb_id, ds_id, job_id)
-        if row.status not in ("STARTING", "IN_PROGRESS"):
-            raise Conflict(f"ingestion job {job_id} is {row.status}: only a running job can be stopped", field="ingestionJobId")
         with session_scope(self.sessions) as session:
-            session.execute(update(IngestionJobRow).where(IngestionJobRow.ingestion_job_id == job_id).values(status="STOPPING"))
+            INGESTION_JOB.move(session, IngestionJobRow.status, IngestionJobRow.ingestion_job_id == job_id,
+                               IngestionJobStatus.STOPPING, name=job_id)
         if row.pid is not None:
             self.executor.signal_stop(row.pid, row.pid_started_at)
         return self._job(job_id)
@@ -395,12 +340,16 @@ class KnowledgeBaseService:
     def _close_if_dead(self, row: IngestionJobRow) -> bool:
         if presumed_alive(row, self.executor):
             return False
-        values: dict[str, Any] = {"status": "STOPPED"} if row.status == "STOPPING" else {
-            "status": "FAILED",
-            "failure_reasons": [*row.failure_reasons, "the ingestion process stopped unexpectedly (see "
-                                f"{Path(row.work_dir) / LOG_NAME}); start a new ingestion job: it resumes where this one stopped"],
-        }
-        with session_scope(self.sessions) as session:
-            session.execute(update(IngestionJobRow).where(IngestionJobRow.ingestion_job_id == row.ingestion_job_id,
-                                                          IngestionJobRow.status.in_(RUNNING)).values(**values))
+        target, values = (IngestionJobStatus.STOPPED, {}) if row.status == IngestionJobStatus.STOPPING else (
+            IngestionJobStatus.FAILED,
+            {"failure_reasons": [*row.failure_reasons, "the ingestion process stopped unexpectedly (see "
+                                 f"{Path(row.work_dir) / LOG_NAME}); start a new ingestion job: it resumes where this one stopped"]},
+        )
+        try:
+            with session_scope(self.sessions) as session:
+                # only from the status it was read in: a process that ended it meanwhile keeps its outcome
+                INGESTION_JOB.move(session, IngestionJobRow.status, (IngestionJobRow.ingestion_job_id == row.ingestion_job_id)
+                                   & (IngestionJobRow.status == row.status), target, name=row.ingestion_job_id, **values)
+        except Conflict:
+            pass
         return True

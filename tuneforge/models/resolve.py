@@ -35,6 +35,7 @@ from tuneforge.ids import ArnType, parse_arn
 from tuneforge.inference.spec import WorkerSpec
 from tuneforge.models.specs import custom_spec, foundation_spec
 from tuneforge.registry.service import CustomModelRegistry
+from tuneforge.registry.states import ModelStatus
 from tuneforge.settings import Settings
 
 
@@ -107,7 +108,7 @@ class ModelResolver:
         found = self.find(identifier, kinds=kinds)
         if found is None:
             raise NotFound(_unknown(identifier, kinds), field=field)
-        if isinstance(found, CustomRef) and found.row.model_status != "Active":
+        if isinstance(found, CustomRef) and found.row.model_status != ModelStatus.ACTIVE:
             raise Conflict(f"custom model {found.row.model_name!r} is {found.row.model_status}, not Active", field=field)
         return found
 

@@ -27,12 +27,13 @@ from tuneforge.errors import Conflict, InvalidInput, NotFound
 from tuneforge.ids import ArnType, custom_model_arn, parse_arn
 from tuneforge.inference.spec import WorkerSpec
 from tuneforge.listing import by_creation, page
+from tuneforge.registry.states import ModelStatus
 from tuneforge.registry.tags import drop_tags, store_tags
 from tuneforge.security.crypto import decrypt_dir, encrypt_dir
 from tuneforge.security.keyring import get_key
 from tuneforge.settings import Settings
 
-MODEL_STATUSES = ("Active", "Creating", "Failed")
+MODEL_STATUSES = tuple(ModelStatus)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class CustomModelRegistry:
             customization_type=job.customization_type, hyperparameters=job.hyperparameters,
             training_data_uri=job.training_data_uri, validation_data_uris=job.validation_data_uris,
             output_uri=job.output_uri, training_loss=training_loss, validation_loss=validation_loss,
-            model_status="Active", artifact_dir=str(target), artifact_kind=artifact_kind, kms_key_id=job.kms_key_id,
+            model_status=ModelStatus.ACTIVE.value, artifact_dir=str(target), artifact_kind=artifact_kind, kms_key_id=job.kms_key_id,
         )
         with session_scope(self.sessions) as session:
             session.merge(row)  # a job re-run after a crash at this point registers the same model again
@@ -122,7 +123,7 @@ class CustomModelRegistry:
 
     def delete(self, identifier: str) -> None:
         row = self.get(identifier)
-        if row.model_status == "Creating":
+        if row.model_status == ModelStatus.CREATING:
             raise Conflict(f"custom model {row.model_name!r} is still being created", field="modelIdentifier")
         with self.sessions() as session:
             users = session.scalars(select(ProvisionedModelRow.provisioned_model_name).where(

@@ -30,6 +30,7 @@ from tuneforge.db import session_scope, utcnow
 from tuneforge.db.tables import ProvisionedModelRow, ResourceTagRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from tuneforge.ids import new_id, provisioned_model_arn
+from tuneforge.lifecycle import Lifecycle
 from tuneforge.listing import by_creation, page
 from tuneforge.models.resolve import LOADABLE, ModelResolver
 from tuneforge.registry.service import CustomModelRegistry
@@ -47,6 +48,13 @@ class DeploymentStatus(str, Enum):
 
 
 SETTLING = (DeploymentStatus.CREATING.value, DeploymentStatus.UPDATING.value)
+DEPLOYMENT = Lifecycle("provisioned model", {
+    DeploymentStatus.CREATING: {DeploymentStatus.IN_SERVICE, DeploymentStatus.FAILED},
+    # a failed update keeps serving what it served: back to InService, never Failed
+    DeploymentStatus.UPDATING: {DeploymentStatus.IN_SERVICE},
+    # InService -> InService: the supervisor reloaded its workers (a server restart) and reports them healthy again
+    DeploymentStatus.IN_SERVICE: {DeploymentStatus.UPDATING, DeploymentStatus.IN_SERVICE},
+}, field="provisionedModelId")
 
 
 @dataclass(frozen=True)
@@ -167,7 +175,7 @@ class DeploymentService:
                 if changes_serving:
                     current.desired_model_arn = target.arn if target else current.desired_model_arn
                     current.desired_model_units = units if units is not None else current.desired_model_units
-                    current.status = DeploymentStatus.UPDATING.value
+                    current.status = DEPLOYMENT.check(current.status, DeploymentStatus.UPDATING, name=current.provisioned_model_name)
                     current.failure_message = None
                 current.updated_at = utcnow()
         except IntegrityError:
@@ -183,7 +191,13 @@ class DeploymentService:
     # ---- the supervisor reports here ----------------------------------------------------------------
     def settled(self, deployment_id: str, *, model_arn: str, units: int) -> None:
         """The workers for (model_arn, units) passed their health generation: InService."""
-        self._set(deployment_id, model_arn=model_arn, model_units=units, status=DeploymentStatus.IN_SERVICE.value, failure_message=None)
+        with session_scope(self.sessions) as session:
+            row = session.get(ProvisionedModelRow, deployment_id)
+            if row is None:
+                return
+            row.status = DEPLOYMENT.check(row.status, DeploymentStatus.IN_SERVICE, name=row.provisioned_model_name)
+            row.model_arn, row.model_units, row.failure_message = model_arn, units, None
+            row.updated_at = utcnow()
 
     def failed(self, deployment_id: str, message: str) -> None:
         """Creating failed: the provisioned model is Failed. Updating failed: it keeps serving what it served."""
@@ -192,21 +206,12 @@ class DeploymentService:
             if row is None:
                 return
             if row.status == DeploymentStatus.CREATING.value:
-                row.status = DeploymentStatus.FAILED.value
+                row.status = DEPLOYMENT.check(row.status, DeploymentStatus.FAILED, name=row.provisioned_model_name)
                 row.failure_message = message[:4096]
             else:
-                row.status = DeploymentStatus.IN_SERVICE.value
+                row.status = DEPLOYMENT.check(row.status, DeploymentStatus.IN_SERVICE, name=row.provisioned_model_name)
                 row.desired_model_arn, row.desired_model_units = row.model_arn, row.model_units
                 row.failure_message = f"update failed, still serving the previous model: {message}"[:4096]
-            row.updated_at = utcnow()
-
-    def _set(self, deployment_id: str, **values: object) -> None:
-        with session_scope(self.sessions) as session:
-            row = session.get(ProvisionedModelRow, deployment_id)
-            if row is None:
-                return
-            for key, value in values.items():
-                setattr(row, key, value)
             row.updated_at = utcnow()
 
     # ---- checks -----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The `bedrock-agent` knowledge-base operations: knowledge bases, data sources, ingestion jobs.
 
-Handlers call one KnowledgeBaseService function and shape the reply like Bedrock's (tuneforge.wire.knowledge).
+Handlers build the typed request (tuneforge.wire.knowledge), call one KnowledgeBaseService function and shape the
+reply like Bedrock's (tuneforge.wire.knowledge).
 """
 
 from __future__ import annotations
@@ -11,17 +12,14 @@ from starlette.requests import Request
 
 from tuneforge.api.services import services
 from tuneforge.errors import InvalidInput
+from tuneforge.knowledge.states import IngestionJobStatus
 from tuneforge.wire import knowledge as views
 
-_JOB_STATUSES = ("STARTING", "IN_PROGRESS", "COMPLETE", "FAILED", "STOPPING", "STOPPED")
+_JOB_STATUSES = tuple(IngestionJobStatus)
 
 
 def create_knowledge_base(request: Request, params: dict[str, Any]) -> dict:
-    kb = services(request).knowledge.create_knowledge_base(
-        name=params["name"], role_arn=params["roleArn"], configuration=params["knowledgeBaseConfiguration"],
-        description=params.get("description"), storage_configuration=params.get("storageConfiguration"),
-        client_token=params.get("clientToken"),
-    )
+    kb = services(request).knowledge.create_knowledge_base(views.knowledge_base_request(params))
     return {"knowledgeBase": views.knowledge_base(kb)}
 
 
@@ -35,11 +33,7 @@ def list_knowledge_bases(request: Request, params: dict[str, Any]) -> dict:
 
 
 def update_knowledge_base(request: Request, params: dict[str, Any]) -> dict:
-    kb = services(request).knowledge.update_knowledge_base(
-        params["knowledgeBaseId"], name=params["name"], role_arn=params["roleArn"],
-        configuration=params["knowledgeBaseConfiguration"], description=params.get("description"),
-        storage_configuration=params.get("storageConfiguration"),
-    )
+    kb = services(request).knowledge.update_knowledge_base(params["knowledgeBaseId"], views.knowledge_base_request(params))
     return {"knowledgeBase": views.knowledge_base(kb)}
 
 
@@ -51,11 +45,7 @@ def delete_knowledge_base(request: Request, params: dict[str, Any]) -> dict:
 
 
 def create_data_source(request: Request, params: dict[str, Any]) -> dict:
-    ds = services(request).knowledge.create_data_source(
-        params["knowledgeBaseId"], name=params["name"], configuration=params["dataSourceConfiguration"],
-        description=params.get("description"), vector_ingestion_configuration=params.get("vectorIngestionConfiguration"),
-        data_deletion_policy=params.get("dataDeletionPolicy"), client_token=params.get("clientToken"),
-    )
+    ds = services(request).knowledge.create_data_source(params["knowledgeBaseId"], views.data_source_request(params))
     return {"dataSource": views.data_source(ds)}
 
 
@@ -75,8 +65,8 @@ def delete_data_source(request: Request, params: dict[str, Any]) -> dict:
 
 
 def start_ingestion_job(request: Request, params: dict[str, Any]) -> dict:
-    job = services(request).knowledge.start_ingestion_job(
-        params["knowledgeBaseId"], params["dataSourceId"], description=params.get("description"), client_token=params.get("clientToken"))
+    job = services(request).knowledge.start_ingestion_job(params["knowledgeBaseId"], params["dataSourceId"],
+                                                          views.ingestion_request(params))
     return {"ingestionJob": views.ingestion_job(job)}
 
 

@@ -20,11 +20,12 @@ from tuneforge.api.services import Services
 from tuneforge.catalog.entries import Modality
 from tuneforge.errors import TuneforgeError
 from tuneforge.inference.params import Delta, GenerationResult
+from tuneforge.serving.deployments import DeploymentStatus
 
 
 def list_models(s: Services) -> dict:
     deployments = [{"id": d.provisioned_model_name, "object": "model", "created": int(d.created_at.timestamp()), "owned_by": "provisioned"}
-                   for d in s.deployments.list(status="InService").deployments]
+                   for d in s.deployments.list(status=DeploymentStatus.IN_SERVICE.value).deployments]
     return {"object": "list", "data": [_model(m) for m in s.catalog.list(output_modality=Modality.TEXT)] + deployments}
 
 

@@ -1,7 +1,8 @@
 """Vector stores for knowledge bases: the interface (`base`), its implementations, and the mapping from Bedrock's
 CreateKnowledgeBase `storageConfiguration` (`configuration`).
 
-    store = open_store(request.get("storageConfiguration"), kb_id=kb_id, dimension=384, data_dir=kb_dir)
+    store = open_store(parse_storage_configuration(request.get("storageConfiguration")), kb_id=kb_id, dimension=384,
+                       data_dir=kb_dir)
     store.replace_document(uri, chunks); store.search(query_vector, k=5, filter=parse_filter(request_filter))
 
 storageConfiguration -> store (details, secret references and errors in `configuration`):
@@ -28,6 +29,8 @@ from tuneforge.knowledge.stores.configuration import (
     StorageConfiguration,
     open_store,
     parse_storage_configuration,
+    storage_from_record,
+    storage_record,
 )
 from tuneforge.knowledge.stores.sqlite import SqliteStore
 
@@ -43,4 +46,6 @@ __all__ = [
     "VectorStore",
     "open_store",
     "parse_storage_configuration",
+    "storage_from_record",
+    "storage_record",
 ]

@@ -1,7 +1,8 @@
 """Map Bedrock's CreateKnowledgeBase `storageConfiguration` onto a vector store.
 
     parsed = parse_storage_configuration(request.get("storageConfiguration"))   # at CreateKnowledgeBase: no I/O
-    store = open_store(request.get("storageConfiguration"), kb_id=kb_id, dimension=384, data_dir=kb_dir)
+    row.storage = storage_record(parsed)                                         # stored typed, parsed never again
+    store = open_store(storage_from_record(row.storage), kb_id=kb_id, dimension=384, data_dir=kb_dir)
 
     storageConfiguration                      store
     ----------------------------------------  -------------------------------------------------------------------
@@ -36,7 +37,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -129,13 +130,25 @@ def parse_storage_configuration(data: Any) -> StorageConfiguration:
     return RedisStorage(endpoint, credentials, index, *fields)
 
 
-def open_store(
-    storage_configuration: Mapping[str, Any] | None, *, kb_id: str, dimension: int, data_dir: Path
-) -> VectorStore:
-    """Validate, resolve the secret references, build the store and open() it (Unavailable if it cannot)."""
+def storage_record(storage: StorageConfiguration) -> dict[str, Any] | None:
+    """The typed configuration as the JSON a knowledge base row keeps (its fields, and which store it is)."""
+    if storage is None:
+        return None
+    return {"type": "RDS" if isinstance(storage, RdsStorage) else "REDIS_ENTERPRISE_CLOUD", **asdict(storage)}
+
+
+def storage_from_record(record: Mapping[str, Any] | None) -> StorageConfiguration:
+    """Back from `storage_record`'s JSON; nothing to check, it was checked before it was stored."""
+    if record is None:
+        return None
+    fields = {key: value for key, value in record.items() if key != "type"}
+    return RdsStorage(**fields) if record["type"] == "RDS" else RedisStorage(**fields)
+
+
+def open_store(parsed: StorageConfiguration, *, kb_id: str, dimension: int, data_dir: Path) -> VectorStore:
+    """Resolve the secret references, build the store and open() it (Unavailable if it cannot)."""
     if not _KB_ID.match(kb_id):
         raise InvalidInput(f"knowledge base id {kb_id!r} must be letters, digits, '_' or '-'.", field="knowledgeBaseId")
-    parsed = parse_storage_configuration(storage_configuration)
     store: VectorStore
     if parsed is None:
         from tuneforge.knowledge.stores.sqlite import SqliteStore
