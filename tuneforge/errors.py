@@ -8,12 +8,14 @@
      ├── QuotaExceeded     a configured limit would be passed                         (ServiceQuotaExceededException)
      │    └── TooManyTags    a resource would carry more tags than allowed            (TooManyTagsException)
      ├── AccessDenied      the caller may not do this                                 (AccessDeniedException)
+     │    └── AuthenticationFailed  no valid credentials; `code` says why, as AWS names it
      ├── Throttled         too busy right now; retry later                            (ThrottlingException)
      │    └── ModelNotReady  the model is still loading                               (ModelNotReadyException)
      ├── Unavailable       a dependency is down or unreachable (hub offline, S3 down) (ServiceUnavailableException)
      └── ModelFailure      the model worker failed while serving a request            (ModelErrorException)
 
-Every message says what happened, what was expected and what to do next.
+Every message says what happened, what was expected and what to do next. tuneforge.wire.errors maps the tree to
+each wire format (AWS rest-json per service, the AWS event stream, OpenAI, the CLI's exit codes), in one place.
 """
 
 from __future__ import annotations
@@ -61,6 +63,21 @@ class TooManyTags(QuotaExceeded):
 
 class AccessDenied(TuneforgeError):
     pass
+
+
+class AuthenticationFailed(AccessDenied):
+    """The request's credentials are missing, malformed, unknown or do not match. `code` is AWS's name for the
+    reason (boto3 raises the exception of that name): MissingAuthenticationTokenException,
+    IncompleteSignatureException, UnrecognizedClientException or InvalidSignatureException."""
+
+    CODES = ("MissingAuthenticationTokenException", "IncompleteSignatureException", "UnrecognizedClientException",
+             "InvalidSignatureException")
+
+    def __init__(self, code: str, message: str) -> None:
+        if code not in self.CODES:
+            raise ValueError(f"{code!r} is not one of {', '.join(self.CODES)}")
+        super().__init__(message, field="Authorization")
+        self.code = code
 
 
 class Throttled(TuneforgeError):

@@ -26,10 +26,11 @@ from tuneforge.api.aws.errors import aws_error, error_response
 from tuneforge.api.bedrock import control, runtime, tags
 from tuneforge.api.openai import routes as openai_routes
 from tuneforge.api.limits import read_body
+from tuneforge.api.openai.errors import http_error_response as openai_error_response
 from tuneforge.api.services import Services, services
-from tuneforge.api.sigv4 import SignatureError
 from tuneforge.errors import TuneforgeError
 from tuneforge.settings import Settings
+from tuneforge.wire.errors import NOT_IMPLEMENTED, aws_http, openai_http
 
 # the OpenAPI 3.1 document of the non-AWS routes (AWS's are described by botocore's models), read once at import
 OPENAPI = (Path(__file__).parent / "openai" / "openapi.json").read_bytes()
@@ -56,12 +57,10 @@ async def not_implemented(request: Request) -> Response:
     try:
         body = await read_body(request, s.settings.max_request_bytes)
         await run_in_threadpool(authenticate_aws, s, request, "bedrock", body)
-    except SignatureError as exc:
-        return error_response(exc.code, exc.status, exc.message)
     except TuneforgeError as exc:
         return aws_error("bedrock", exc)
     # boto3 turns this into a ClientError with a clear message instead of a parse failure
-    return error_response("InternalFailure", 501, f"{request.method} {request.url.path} is not implemented by tuneforge {__version__}")
+    return error_response(*NOT_IMPLEMENTED, f"{request.method} {request.url.path} is not implemented by tuneforge {__version__}")
 
 
 async def method_not_allowed(request: Request) -> Response:
@@ -74,9 +73,8 @@ async def unrouted(request: Request, exc: HTTPException) -> Response:
     # paths no route matches (e.g. a %0A in /v1/models/{model}: found by fuzzing) get JSON, not Starlette's plain text
     message = f"{request.method} {request.url.path!r}: {exc.detail}"
     if request.url.path.startswith("/v1/"):
-        return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}},
-                            status_code=exc.status_code, headers=exc.headers)
-    response = error_response("ValidationException" if exc.status_code < 500 else "InternalFailure", exc.status_code, message)
+        return openai_error_response(openai_http(exc.status_code), message, headers=exc.headers)
+    response = error_response(*aws_http(exc.status_code), message)
     response.headers.update(exc.headers or {})  # 405's Allow
     return response
 

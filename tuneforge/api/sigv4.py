@@ -29,7 +29,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote_to_bytes
 
-from tuneforge.errors import AccessDenied
+from tuneforge.errors import AuthenticationFailed
+from tuneforge.wire.errors import AUTHENTICATION
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "bedrock"
@@ -37,25 +38,18 @@ MAX_SKEW = timedelta(minutes=5)  # what AWS allows between the client's clock an
 
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 _AMZ_DATE_RE = re.compile(r"\d{8}T\d{6}Z")
-_STATUS = {
-    "MissingAuthenticationTokenException": 403,
-    "IncompleteSignatureException": 400,
-    "UnrecognizedClientException": 403,
-    "InvalidSignatureException": 403,
-}
 _MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "
     "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
 )
 
 
-class SignatureError(AccessDenied):
+class SignatureError(AuthenticationFailed):
     """A request failed authentication. `code` is the AWS error code boto3 reports, `status` its HTTP status."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message, field="Authorization")
-        self.code = code
-        self.status = _STATUS[code]
+    @property
+    def status(self) -> int:
+        return AUTHENTICATION[self.code]
 
 
 @dataclass(frozen=True)

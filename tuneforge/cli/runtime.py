@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from tuneforge.catalog.service import Catalog
-from tuneforge.errors import InvalidInput, NotFound, TuneforgeError
+from tuneforge.errors import TuneforgeError
 from tuneforge.settings import Settings, load_settings
+from tuneforge.wire.errors import exit_code
 
 if TYPE_CHECKING:  # imported when first used: most commands never resolve a model
     from tuneforge.models.resolve import ModelResolver
@@ -48,15 +49,7 @@ def print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def exit_code_for(exc: TuneforgeError) -> int:
-    if isinstance(exc, InvalidInput):
-        return 2
-    if isinstance(exc, NotFound):
-        return 3
-    return 1
-
-
 def report(exc: TuneforgeError) -> int:
     where = escape(f" [{exc.field}]") if exc.field else ""  # "[prompt]" would otherwise be read as Rich markup
     err_console.print(f"[bold red]error{where}:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
-    return exit_code_for(exc)
+    return exit_code(exc)

@@ -32,10 +32,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tuneforge.api import auth
-from tuneforge.api.aws.errors import aws_error, error_response
+from tuneforge.api.aws.errors import aws_error
 from tuneforge.api.limits import read_body
 from tuneforge.api.services import services
-from tuneforge.api.sigv4 import SignatureError
 from tuneforge.errors import InvalidInput, TuneforgeError
 
 # A handler takes the request and the parsed input; a plain function runs in the thread pool (services do
@@ -155,8 +154,6 @@ def _endpoint(service: str, operation: OperationModel, handler: Handler):
             else:
                 result = await run_in_threadpool(handler, request, params)
             response = result if isinstance(result, Response) else JSONResponse(result if result is not None else {}, status_code=status)
-        except SignatureError as exc:
-            response = error_response(exc.code, exc.status, exc.message)
         except TuneforgeError as exc:
             response = aws_error(service, exc)
         s.metrics.observe(service, operation.name, response.status_code, time.perf_counter() - started)

@@ -21,9 +21,10 @@ from tuneforge.api import eventstream
 from tuneforge.api.generation import MeteredWorker, resolve, started
 from tuneforge.api.services import services
 from tuneforge.catalog.entries import BodyFormat
-from tuneforge.errors import InvalidInput, Throttled, TuneforgeError
+from tuneforge.errors import InvalidInput, TuneforgeError
 from tuneforge.inference.params import GenerationRequest, Message, SamplingParams, StopReason
 from tuneforge.wire.bodies import parse_body, render_response, render_stream_chunk
+from tuneforge.wire.errors import stream_member
 
 _CONVERSE_REASON = {StopReason.END: "end_turn", StopReason.LENGTH: "max_tokens", StopReason.STOP_SEQUENCE: "stop_sequence"}
 
@@ -82,8 +83,7 @@ async def invoke_model_with_response_stream(request: Request, params: dict[str, 
 
 
 def _stream_error(exc: TuneforgeError) -> bytes:
-    member = "throttlingException" if isinstance(exc, Throttled) else "modelStreamErrorException"
-    return eventstream.exception_event(member, exc.message)
+    return eventstream.exception_event(stream_member(exc), exc.message)
 
 
 def _event_stream_response(frames: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> StreamingResponse:

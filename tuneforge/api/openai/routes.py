@@ -13,10 +13,11 @@ from starlette.routing import Route
 from tuneforge.api.auth import authenticate_bearer
 from tuneforge.api.limits import read_body
 from tuneforge.api.openai import serving
-from tuneforge.api.openai.errors import error_response
+from tuneforge.api.openai.errors import error_response, http_error_response
 from tuneforge.api.openai.protocol import ChatCompletionRequest, CompletionRequest, parse
 from tuneforge.api.services import Services, services
 from tuneforge.errors import NotFound, TuneforgeError
+from tuneforge.wire.errors import openai_http
 
 SERVICE = "openai"  # the metrics' service label
 
@@ -61,9 +62,8 @@ async def _unknown(request: Request) -> Response:
     path = request.url.path
     if path in _PATHS or (path.startswith("/v1/models/") and request.method != "GET"):
         # a known path with another method: 405, as HTTP (and the OpenAPI document) says, not 404
-        return JSONResponse({"error": {"message": f"{request.method} is not allowed on {path}", "type": "invalid_request_error",
-                                       "param": None, "code": "method_not_allowed"}}, status_code=405,
-                            headers={"Allow": "GET" if path.startswith("/v1/models") else "POST"})
+        return http_error_response(openai_http(405), f"{request.method} is not allowed on {path}",
+                                   headers={"Allow": "GET" if path.startswith("/v1/models") else "POST"})
     return error_response(NotFound(f"{request.method} {request.url.path} is not an endpoint of tuneforge's OpenAI API: "
                                    "it serves /v1/models, /v1/chat/completions and /v1/completions"))
 
