@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import numpy as np
 import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,7 +14,7 @@ ALIAS = "meta.llama2-13b-chat-v1"
 CHAT = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Where is room 507?"}]
 
 
-pytestmark = pytest.mark.server(aliases={ALIAS: "tiny"})
+pytestmark = pytest.mark.server(aliases={ALIAS: "tiny"}, embedder=True)
 
 
 def client_for(server: Server, api_key: str) -> openai.OpenAI:
@@ -114,8 +115,8 @@ def test_unknown_model_and_malformed_json(server, client):
                        headers={"Authorization": f"Bearer {server.key[1]}", "Content-Type": "application/json"})
     assert reply.status_code == 400 and "not valid JSON" in reply.json()["error"]["message"]
     with pytest.raises(openai.NotFoundError) as err:
-        client.embeddings.create(model="tiny", input="x")
-    assert "/v1/chat/completions" in err.value.message
+        client.images.generate(model="tiny", prompt="x")
+    assert "/v1/chat/completions" in err.value.message and "/v1/embeddings" in err.value.message
 
 
 def test_no_auth_mode_accepts_any_key(start_server):
@@ -138,3 +139,33 @@ def test_metrics_count_tokens_and_requests(server, client):
     ok = ("tuneforge_requests_total", (("operation", "ChatCompletions"), ("service", "openai"), ("status", "200")))
     assert after[ok] - before[ok] == 1
     assert after[("tuneforge_worker_queue_depth", (("worker", "foundation:tiny"),))] == 0
+
+
+def test_embeddings_from_the_catalogs_embedding_model(server, client):
+    """The openai client asks for base64 by default; float gives the same vectors. Rows are unit length, one per
+    text in order, the same text gives the same vector, and usage counts the word pieces read."""
+    texts = ["The guest checks in at the hotel.", "Market makers quote both sides.", "The guest checks in at the hotel."]
+    packed = client.embeddings.create(model="tiny.embedder", input=texts)
+    plain = client.embeddings.create(model="tiny.embedder", input=texts, encoding_format="float")
+    vectors = np.array([d.embedding for d in plain.data])
+    assert [d.index for d in plain.data] == [0, 1, 2] and vectors.shape[0] == 3
+    assert np.allclose(np.array([d.embedding for d in packed.data]), vectors, atol=1e-6)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert np.allclose(vectors[0], vectors[2]) and not np.allclose(vectors[0], vectors[1])
+    assert plain.usage.prompt_tokens == plain.usage.total_tokens > 3 * 2  # [CLS] and [SEP] at least, per text
+    one = client.embeddings.create(model="tiny.embedder", input=texts[1], encoding_format="float")
+    assert np.allclose(one.data[0].embedding, vectors[1], atol=1e-6)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "param", "says"), [
+    ({"model": "tiny"}, openai.BadRequestError, "model", "not an embedding model"),
+    ({"model": "no.such-embedder"}, openai.NotFoundError, "model", "no embedding model"),
+    ({"input": []}, openai.BadRequestError, "input", "at least one text"),
+    ({"input": [101, 2023]}, openai.BadRequestError, "input", "token ids are not accepted"),
+    ({"input": ["ok", ""]}, openai.BadRequestError, "input[1]", "empty string"),
+    ({"dimensions": 5}, openai.BadRequestError, "dimensions", "cannot shorten"),
+])
+def test_bad_embedding_requests_name_the_field(client, kwargs, error, param, says):
+    with pytest.raises(error) as err:
+        client.embeddings.create(**{"model": "tiny.embedder", "input": "hello", "encoding_format": "float", **kwargs})
+    assert err.value.body["param"] == param and says in err.value.body["message"]

@@ -41,7 +41,7 @@ def test_openapi_is_served_and_open(server):
     doc = reply.json()
     assert reply.status_code == 200 and doc["openapi"].startswith("3.1")
     assert doc == json.loads(OPENAPI.read_text())
-    assert {"/health", "/metrics", "/v1/models", "/v1/models/{model}", "/v1/chat/completions", "/v1/completions"} <= set(doc["paths"])
+    assert {"/health", "/metrics", "/v1/models", "/v1/models/{model}", "/v1/chat/completions", "/v1/completions", "/v1/embeddings"} <= set(doc["paths"])
 
 
 @pytest.mark.parametrize("body", [b"{", b"\xff\xfe", b"[]", b"null", json.dumps({"model": "tiny", "messages": "hi"}).encode(),

@@ -55,5 +55,9 @@ class ApiMetrics:
         self.tokens.labels("input", model).inc(result.prompt_tokens)
         self.tokens.labels("output", model).inc(result.completion_tokens)
 
+    def count_input_tokens(self, model: str, tokens: int) -> None:
+        """Embeddings: text read, nothing generated."""
+        self.tokens.labels("input", model).inc(tokens)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,7 +12,7 @@ Logs and progress go to stderr.
 
 An embedding worker (`WorkerSpec.task == "embed"`, a sentence-transformers directory) answers
 {"id", "op": "embed", "texts": [...]} with one {"id", "event": "done", "result": {"vectors": base64 float32,
-"shape": [n, dimension]}} line: rows L2-normalized, in request order. Its ready line adds "dimension" and
+"shape": [n, dimension], "tokens": word pieces read}} line: rows L2-normalized, in request order. Its ready line adds "dimension" and
 "max_tokens" (the model's max_seq_length: longer texts are truncated by the model, so callers keep chunks
 within it). Requests are encoded one at a time, each as batches of `EMBED_BATCH` texts.
 
@@ -96,7 +96,16 @@ def _embed_payload(model, texts: list[str]) -> dict:
     else:
         vectors = np.zeros((0, dimension))
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    return {"vectors": base64.b64encode(vectors.tobytes()).decode("ascii"), "shape": list(vectors.shape)}
+    return {"vectors": base64.b64encode(vectors.tobytes()).decode("ascii"), "shape": list(vectors.shape),
+            "tokens": _tokens(model, texts)}
+
+
+def _tokens(model, texts: list[str]) -> int:
+    """Word pieces the model read, special tokens included and each text cut at max_seq_length as encode cuts it."""
+    if not texts:
+        return 0
+    ids = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]
+    return sum(len(row) for row in ids)
 
 
 def _load_or_report(load, spec: WorkerSpec, out: LineWriter):

@@ -44,6 +44,12 @@ def _raise(payload: dict) -> None:
     raise_error(payload, default_message="the model worker failed")
 
 
+@dataclass(frozen=True)
+class Embedded:
+    vectors: np.ndarray  # one L2-normalized float32 row per text
+    tokens: int  # word pieces the model read, over all texts
+
+
 def _ends(event: dict) -> bool:
     """Whether the worker is done with the request after this answer (its result, its error, or its death)."""
     return event["event"] != "delta"
@@ -118,7 +124,7 @@ class WorkerProcess:
 
     def stream(self, request: GenerationRequest) -> Iterator[Delta]:
         answers: queue.Queue = queue.Queue()
-        rid = self._open(answers, request)
+        rid = self._open(answers, {"request": request.to_dict(), "stream": True})
         finished = False
         try:
             while True:
@@ -133,7 +139,7 @@ class WorkerProcess:
     async def astream(self, request: GenerationRequest) -> AsyncIterator[Delta]:
         """`stream` for a coroutine: awaits each answer on the running loop instead of holding a thread."""
         sink = _LoopSink()
-        rid = self._open(sink, request)
+        rid = self._open(sink, {"request": request.to_dict(), "stream": True})
         finished = False
         try:
             while True:
@@ -145,17 +151,21 @@ class WorkerProcess:
         finally:
             self._close(rid, finished)
 
-    def _open(self, sink: queue.Queue | _LoopSink, request: GenerationRequest) -> int:
+    def _open(self, sink: queue.Queue | _LoopSink, message: dict) -> int:
+        """Send `message` under a new request id whose answers go to `sink`."""
         rid = next(self._ids)
         with self._lock:
             self._pending[rid] = sink
         try:
-            self._send({"id": rid, "request": request.to_dict(), "stream": True})
+            self._send({"id": rid, **message})
         except BaseException:
-            with self._lock:
-                self._pending.pop(rid, None)
+            self._forget(rid)
             raise
         return rid
+
+    def _forget(self, rid: int) -> None:
+        with self._lock:
+            self._pending.pop(rid, None)
 
     def _delta(self, event: dict) -> Delta:
         """One answer line as a delta (the last one carries the result); the worker's errors are raised."""
@@ -172,23 +182,31 @@ class WorkerProcess:
         raise AssertionError("unreachable")  # _raise always raises
 
     def _close(self, rid: int, finished: bool) -> None:
-        with self._lock:
-            self._pending.pop(rid, None)
+        self._forget(rid)
         if not finished:  # the caller went away mid-stream: free the batch slot
             self._send({"id": rid, "op": "cancel"}, quiet=True)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """L2-normalized float32 embeddings, one row per text (embedding workers only)."""
-        rid = next(self._ids)
         answers: queue.Queue = queue.Queue()
-        with self._lock:
-            self._pending[rid] = answers
+        rid = self._open(answers, {"op": "embed", "texts": list(texts)})
         try:
-            self._send({"id": rid, "op": "embed", "texts": list(texts)})
             event = answers.get()
         finally:
-            with self._lock:
-                self._pending.pop(rid, None)
+            self._forget(rid)
+        return self._embedded(event).vectors
+
+    async def aembed(self, texts: list[str]) -> Embedded:
+        """`embed` for a coroutine, with the number of word pieces the model read (what OpenAI's usage reports)."""
+        sink = _LoopSink()
+        rid = self._open(sink, {"op": "embed", "texts": list(texts)})
+        try:
+            event = await sink.queue.get()
+        finally:
+            self._forget(rid)
+        return self._embedded(event)
+
+    def _embedded(self, event: dict) -> Embedded:
         if event is _DEAD:
             raise errors.ModelFailure(
                 f"the embedding worker for {self.spec.model_id} stopped while answering (exit code {self._proc.poll()}); "
@@ -197,7 +215,8 @@ class WorkerProcess:
         if event["event"] != "done":
             _raise(event)
         result = event["result"]
-        return np.frombuffer(base64.b64decode(result["vectors"]), dtype=np.float32).reshape(result["shape"])
+        vectors = np.frombuffer(base64.b64decode(result["vectors"]), dtype=np.float32).reshape(result["shape"])
+        return Embedded(vectors, int(result.get("tokens", 0)))
 
     def _send(self, payload: dict, *, quiet: bool = False) -> None:
         try:

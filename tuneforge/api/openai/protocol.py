@@ -80,6 +80,31 @@ class CompletionRequest(_Sampling):
         return GenerationRequest(prompt=prompt, params=self.sampling(self.max_tokens))
 
 
+MAX_EMBEDDING_INPUTS = 2048  # OpenAI's limit on texts per request
+
+
+class EmbeddingRequest(_Wire):
+    model: str = Field(min_length=1)
+    # token-id arrays are accepted by the schema so that the refusal can say why (see `texts`)
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1)
+
+    def texts(self) -> list[str]:
+        texts = [self.input] if isinstance(self.input, str) else list(self.input)
+        if not texts:
+            raise InvalidInput("input: give at least one text", field="input")
+        if len(texts) > MAX_EMBEDDING_INPUTS:
+            raise InvalidInput(f"input: at most {MAX_EMBEDDING_INPUTS} texts per request, got {len(texts)}", field="input")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InvalidInput("input: token ids are not accepted (tuneforge's embedding models have their own "
+                                   "tokenizers): send the text itself", field="input")
+            if not text:
+                raise InvalidInput(f"input[{i}]: an empty string cannot be embedded", field=f"input[{i}]")
+        return texts
+
+
 def parse(cls: type[_Wire], body: bytes) -> _Wire:
     """The request model, or InvalidInput naming the first bad field."""
     try:

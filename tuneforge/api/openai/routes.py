@@ -14,7 +14,7 @@ from tuneforge.api.auth import authenticate_bearer
 from tuneforge.api.limits import read_body
 from tuneforge.api.openai import serving
 from tuneforge.api.openai.errors import error_response, http_error_response
-from tuneforge.api.openai.protocol import ChatCompletionRequest, CompletionRequest, parse
+from tuneforge.api.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, parse
 from tuneforge.api.services import Services, services
 from tuneforge.errors import NotFound, TuneforgeError
 from tuneforge.wire.errors import openai_http
@@ -54,7 +54,11 @@ async def _completion(s: Services, request: Request, body: bytes):
     return await (serving.completion_stream(s, parsed) if parsed.stream else serving.completion(s, parsed))
 
 
-_PATHS = {"/v1/models", "/v1/chat/completions", "/v1/completions"}
+async def _embeddings(s: Services, request: Request, body: bytes):
+    return await serving.embeddings(s, parse(EmbeddingRequest, body))
+
+
+_PATHS = {"/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
 
 
 async def _unknown(request: Request) -> Response:
@@ -65,7 +69,7 @@ async def _unknown(request: Request) -> Response:
         return http_error_response(openai_http(405), f"{request.method} is not allowed on {path}",
                                    headers={"Allow": "GET" if path.startswith("/v1/models") else "POST"})
     return error_response(NotFound(f"{request.method} {request.url.path} is not an endpoint of tuneforge's OpenAI API: "
-                                   "it serves /v1/models, /v1/chat/completions and /v1/completions"))
+                                   "it serves /v1/models, /v1/chat/completions, /v1/completions and /v1/embeddings"))
 
 
 def routes() -> list[Route]:
@@ -75,5 +79,6 @@ def routes() -> list[Route]:
                lambda s, request, body: run_in_threadpool(serving.get_model, s, request.path_params["model"])),
         _route("/v1/chat/completions", "POST", "ChatCompletions", _chat),
         _route("/v1/completions", "POST", "Completions", _completion),
+        _route("/v1/embeddings", "POST", "Embeddings", _embeddings),
         Route("/v1/{path:path}", _unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "QUERY"]),  # every method schemathesis probes: all answers are OpenAI JSON
     ]

@@ -8,6 +8,7 @@ thread while it waits on its worker (tuneforge.api.generation).
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -15,11 +16,14 @@ from collections.abc import AsyncIterator
 
 from tuneforge.api.generation import MeteredWorker, resolve, started
 from tuneforge.api.openai.errors import error_body
-from tuneforge.api.openai.protocol import FINISH_REASON, ChatCompletionRequest, CompletionRequest
+from starlette.concurrency import run_in_threadpool
+
+from tuneforge.api.openai.protocol import FINISH_REASON, ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from tuneforge.api.services import Services
 from tuneforge.catalog.entries import Modality
-from tuneforge.errors import TuneforgeError
+from tuneforge.errors import InvalidInput, NotFound, TuneforgeError
 from tuneforge.inference.params import Delta, GenerationResult
+from tuneforge.models.specs import embedding_spec
 from tuneforge.serving.deployments import DeploymentStatus
 
 
@@ -63,6 +67,36 @@ async def completion(s: Services, request: CompletionRequest) -> dict:
         "choices": [{"index": 0, "text": result.text, "finish_reason": FINISH_REASON[result.stop_reason], "logprobs": None}],
         "usage": _usage(result),
     }
+
+
+async def embeddings(s: Services, request: EmbeddingRequest) -> dict:
+    """Vectors from a catalog embedding model, in the worker the knowledge bases' queries use (one per model)."""
+    texts = request.texts()
+    worker = await run_in_threadpool(_embedding_worker, s, request.model)
+    embedded = await worker.aembed(texts)
+    dimension = embedded.vectors.shape[1]
+    if request.dimensions is not None and request.dimensions != dimension:
+        raise InvalidInput(f"dimensions: {request.model} makes {dimension}-dimensional vectors and cannot shorten them; "
+                           f"leave dimensions out or give {dimension}", field="dimensions")
+    s.metrics.count_input_tokens(request.model, embedded.tokens)
+    encode = (lambda v: base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")) if request.encoding_format == "base64" \
+        else (lambda v: v.tolist())
+    return {
+        "object": "list", "model": request.model,
+        "data": [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(embedded.vectors)],
+        "usage": {"prompt_tokens": embedded.tokens, "total_tokens": embedded.tokens},
+    }
+
+
+def _embedding_worker(s: Services, model: str):
+    try:
+        entry = s.catalog.get(model)
+    except NotFound:
+        raise NotFound(f"no embedding model {model!r}: see `tuneforge models list --output-modality EMBEDDING`", field="model") from None
+    if Modality.EMBEDDING not in s.catalog.resolve(entry.model_id).output_modalities:
+        raise InvalidInput(f"model: {model!r} is a text model, not an embedding model (e.g. sentence-transformers.all-minilm-l6-v2)",
+                           field="model")
+    return s.pool.get(f"embedding:{entry.model_id}", lambda: embedding_spec(s.catalog, entry.model_id))
 
 
 async def chat_completion_stream(s: Services, request: ChatCompletionRequest) -> AsyncIterator[bytes]:
