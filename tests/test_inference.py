@@ -1,6 +1,7 @@
 """The local engine and its worker process, on the tiny random-init Llama."""
 
 import asyncio
+import importlib.util
 import subprocess
 import sys
 import threading
@@ -8,7 +9,7 @@ import time
 
 import pytest
 
-from tuneforge.errors import InvalidInput, ModelFailure, NotFound, Throttled
+from tuneforge.errors import InvalidInput, ModelFailure, NotFound, Throttled, Unavailable
 from tuneforge.inference.engine import LocalEngine
 from tuneforge.inference.params import GenerationRequest, Message, SamplingParams, StopReason
 from tuneforge.inference.protocol import Engine, Generation
@@ -144,8 +145,10 @@ def test_the_pool_starts_workers_with_the_servers_capacity(tiny_model_dir):
 
 @pytest.mark.parametrize("name", sorted(ENGINES))
 def test_every_engine_keeps_the_protocol(name, tiny_model_dir):
-    """What the worker relies on, for each engine it can load: submit at once, stream to the result, cancel,
-    refuse beyond the queue."""
+    """What the worker relies on, for each engine it can load in this environment: submit at once, stream to the
+    result, cancel, refuse beyond the queue. (vLLM lives in its own environment: tests/test_vllm_engine.py.)"""
+    if name == "vllm" and importlib.util.find_spec("vllm") is None:
+        pytest.skip("vllm is not installed in this environment (tests/test_vllm_engine.py runs it in its own)")
     engine = load_engine(WorkerSpec("tiny", str(tiny_model_dir), dtype="float32", engine=name, max_batch_size=1, max_queue=1))
     try:
         assert isinstance(engine, Engine) and engine.context_length == 256 and engine.max_batch_size == 1
@@ -170,6 +173,14 @@ def test_every_engine_keeps_the_protocol(name, tiny_model_dir):
 def test_an_unknown_engine_is_named(tiny_model_dir):
     with pytest.raises(InvalidInput, match="engine 'nope' is not one of: builtin") as err:
         WorkerProcess(WorkerSpec("tiny", str(tiny_model_dir), engine="nope"))
+    assert err.value.field == "engine"
+
+
+@pytest.mark.slow  # a worker process
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")
+def test_vllm_without_vllm_says_how_to_get_it(tiny_model_dir):
+    with pytest.raises(Unavailable, match="TUNEFORGE_VLLM_PYTHON") as err:
+        WorkerProcess(WorkerSpec("tiny", str(tiny_model_dir), engine="vllm"))
     assert err.value.field == "engine"
 
 

@@ -23,7 +23,8 @@ CORPUS = [
 ] * 20
 
 
-def build_tiny_llama(target: Path, *, vocab_size: int = 512, seed: int = 0) -> Path:
+def build_tiny_llama(target: Path, *, vocab_size: int = 512, seed: int = 0, heads: int = 4, kv_heads: int = 2) -> Path:
+    """`heads`: 4 make a 16-wide head; vLLM's CPU kernels need 32 or more (heads=2, kv_heads=1)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -41,7 +42,7 @@ def build_tiny_llama(target: Path, *, vocab_size: int = 512, seed: int = 0) -> P
     tokenizer.chat_template = CHAT_TEMPLATE
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=256,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
         initializer_range=0.2,  # wider than the usual 0.02 so a random model's greedy text is not one repeated token

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,8 @@ class Settings(BaseSettings):
     max_model_units: int = Field(default=8, ge=1, le=256, description="model units (worker processes) one provisioned throughput may ask for")
     max_queue: int = Field(default=64, ge=1, le=100_000, description="requests a serving worker queues before it throttles")
     max_batch_size: int = Field(default=8, ge=1, le=1024, description="sequences a serving worker decodes together")
+    serving_engine: Literal["builtin", "vllm"] = Field(default="builtin", description="the engine of the server's generation workers")
+    vllm_python: str = Field(default="", description="the Python that has vLLM installed (empty: this one)")
     auth: bool = Field(default=True, description="require signed (SigV4) or bearer-authenticated API calls")
     clock_skew_seconds: int = Field(default=300, ge=1, le=86_400, description="allowed signing-time skew")
     max_request_bytes: int = Field(default=16 << 20, ge=1024, description="largest request body accepted")

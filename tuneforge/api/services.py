@@ -50,7 +50,8 @@ class Services:
         jobs = JobService(settings, sessions, catalog)
         registry = CustomModelRegistry(settings, sessions)
         deployments = DeploymentService(settings, sessions, catalog, registry)
-        capacity = Capacity(max_batch_size=settings.max_batch_size, max_queue=settings.max_queue)
+        capacity = Capacity(max_batch_size=settings.max_batch_size, max_queue=settings.max_queue, engine=settings.serving_engine,
+                            python=settings.vllm_python or None if settings.serving_engine == "vllm" else None)
         pool = WorkerPool(capacity=capacity)
         supervisor = Supervisor(deployments, capacity=capacity).start()
         knowledge = KnowledgeBaseService(settings, sessions, catalog)

@@ -39,11 +39,9 @@ Limits:
 from __future__ import annotations
 
 import collections
-import queue
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,65 +50,11 @@ import torch
 
 from tuneforge.errors import InvalidInput, ModelFailure, PromptTooLong, Throttled, TuneforgeError
 from tuneforge.inference.engine import LocalEngine, sample, StreamDecoder
+from tuneforge.inference.handle import RequestHandle
 from tuneforge.inference.params import Delta, GenerationRequest, GenerationResult, SamplingParams, StopReason
 
 if TYPE_CHECKING:
     from transformers import DynamicCache, PreTrainedConfig
-
-_END = object()  # queue sentinel: the stream ends without a result (cancelled)
-
-
-class RequestHandle:
-    """One submitted request. Iterate it once for its `Delta`s; the last delta carries the `GenerationResult`.
-
-    An error for this request (bad prompt, engine closed or failed) is raised while iterating. After
-    `cancel()` the iteration ends without a result and the engine frees the request's slot before its next
-    decode step. Thread-safe: the scheduler thread puts, one consumer thread iterates.
-    """
-
-    def __init__(self, request: GenerationRequest) -> None:
-        self.request = request
-        self.submitted_at = time.perf_counter()
-        self._items: queue.SimpleQueue = queue.SimpleQueue()
-        self._cancelled = threading.Event()
-        self._terminal: object | None = None  # what ended the stream, so a second iteration ends the same way
-
-    def __iter__(self) -> Iterator[Delta]:
-        while self._terminal is None:
-            item = self._items.get()
-            if item is _END or isinstance(item, BaseException):
-                self._terminal = item
-                break
-            yield item
-            if item.result is not None:
-                self._terminal = item
-        if isinstance(self._terminal, BaseException):
-            raise self._terminal
-
-    def result(self) -> GenerationResult:
-        """Wait for the request to finish and return its result (raises its error; ModelFailure if cancelled)."""
-        result = None
-        for delta in self:
-            result = delta.result
-        if result is None:
-            raise ModelFailure("the request was cancelled before it finished: submit it again for a result")
-        return result
-
-    def cancel(self) -> None:
-        self._cancelled.set()
-        self._items.put(_END)  # ends the consumer's iteration now, not at the scheduler's next step
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
-    # ---- called by the scheduler thread ---------------------------------------------------------
-    def _put(self, delta: Delta) -> None:
-        self._items.put(delta)
-
-    def _fail(self, error: TuneforgeError) -> None:
-        self._items.put(error)
-
 
 @dataclass
 class _Sequence:

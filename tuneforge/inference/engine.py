@@ -19,6 +19,7 @@ import torch
 from tuneforge.errors import InvalidInput, PromptTooLong
 from tuneforge.inference.device import pick_device, pick_dtype
 from tuneforge.inference.params import Delta, GenerationRequest, GenerationResult, SamplingParams, StopReason
+from tuneforge.inference.prompts import prompt_ids
 
 
 class LocalEngine:
@@ -43,18 +44,7 @@ class LocalEngine:
 
     # ---- prompt ---------------------------------------------------------------------------------
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
-        if request.messages is not None:
-            if not self.tokenizer.chat_template:
-                raise InvalidInput(
-                    "this model has no chat template, so it cannot take chat messages: send a plain prompt instead",
-                    field="messages",
-                )
-            messages = [{"role": m.role, "content": m.content} for m in request.messages]
-            add_prompt = messages[-1]["role"] != "assistant"
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_prompt)
-            # the template already holds every special token it needs
-            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        return self.tokenizer(request.prompt)["input_ids"]
+        return prompt_ids(self.tokenizer, request)
 
     # ---- generation -----------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> GenerationResult:

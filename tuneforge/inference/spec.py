@@ -19,6 +19,7 @@ class WorkerSpec:
     max_queue: int = 64  # requests waiting beyond that are refused with Throttled (back-pressure)
     task: str = "generate"  # "generate" (a causal LM) or "embed" (a sentence-transformers directory)
     engine: str = "builtin"  # which Engine serves generation (tuneforge.inference.worker.ENGINES)
+    python: str | None = None  # the interpreter the worker runs in (None: this one); vLLM may live in its own
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -34,6 +35,11 @@ class Capacity:
 
     max_batch_size: int = 8
     max_queue: int = 64
+    engine: str = "builtin"  # for generation workers; embedding workers always run sentence-transformers
+    python: str | None = None  # the interpreter of `engine`'s workers (TUNEFORGE_VLLM_PYTHON for vllm)
 
     def apply(self, spec: WorkerSpec) -> WorkerSpec:
-        return dataclasses.replace(spec, max_batch_size=self.max_batch_size, max_queue=self.max_queue)
+        spec = dataclasses.replace(spec, max_batch_size=self.max_batch_size, max_queue=self.max_queue)
+        if spec.task == "generate":
+            spec = dataclasses.replace(spec, engine=self.engine, python=self.python)
+        return spec

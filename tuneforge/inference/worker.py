@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import importlib.util
 import json
+import os
 import sys
 import threading
 import time
@@ -33,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from tuneforge.errors import InvalidInput
+from tuneforge.errors import InvalidInput, Unavailable
 from tuneforge.inference.params import GenerationRequest
 from tuneforge.inference.protocol import Engine
 from tuneforge.inference.spec import WorkerSpec
@@ -49,8 +51,19 @@ def _builtin(spec: WorkerSpec, checkpoint: Path) -> Engine:
     )
 
 
+def _vllm(spec: WorkerSpec, checkpoint: Path) -> Engine:
+    from tuneforge.inference.vllm_engine import VllmEngine
+
+    if importlib.util.find_spec("vllm") is None:
+        raise Unavailable(f"vllm is not installed for {sys.executable}: set TUNEFORGE_VLLM_PYTHON to the Python of an "
+                          "environment that has it (README, 'Serving on vLLM')", field="engine")
+
+    return VllmEngine(checkpoint, device=spec.device, dtype=spec.dtype, adapter=Path(spec.adapter) if spec.adapter else None,
+                      max_batch_size=spec.max_batch_size, max_queue=spec.max_queue)
+
+
 # engine name -> loader; each loader imports its engine's libraries itself, so only the one in use is imported
-ENGINES: dict[str, Callable[[WorkerSpec, Path], Engine]] = {"builtin": _builtin}
+ENGINES: dict[str, Callable[[WorkerSpec, Path], Engine]] = {"builtin": _builtin, "vllm": _vllm}
 
 
 def load_engine(spec: WorkerSpec) -> Engine:
@@ -202,7 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", required=True, help="WorkerSpec as JSON")
     args = parser.parse_args(argv)
-    return serve(WorkerSpec.from_json(args.spec))
+    return serve(WorkerSpec.from_json(args.spec), stdout=_protocol_channel())
+
+
+def _protocol_channel():
+    """stdout, kept for protocol lines alone: file descriptor 1 then points at stderr, so what a library prints
+    (vLLM logs to stdout) goes to the log instead of corrupting the answers."""
+    channel = os.fdopen(os.dup(1), "w", buffering=1)
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    return channel
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ class Executor(Protocol):
 
     def spawn(self, module: str, args: Sequence[str], *, stdin: int | IO[Any] | None = None, stdout: int | IO[Any] | None = None,
               stderr: int | IO[Any] | None = None, env: dict[str, str] | None = None, text: bool = True,
-              bufsize: int = -1) -> subprocess.Popen:
-        """Run `python -m module args...` as a child of this process, with the pipes asked for."""
+              bufsize: int = -1, python: str | None = None) -> subprocess.Popen:
+        """Run `python -m module args...` as a child of this process, with the pipes asked for (`python`: another
+        interpreter than this one, e.g. an environment that has vLLM)."""
         ...

@@ -28,6 +28,8 @@ import psutil
 from tuneforge.processes.environment import torch_env
 from tuneforge.processes.executor import ProcessHandle
 
+SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the directory that holds the tuneforge package
+
 LOG_NAME = "job.log"
 CLOCK_SLACK_SECONDS = 120.0
 
@@ -104,9 +106,12 @@ class LocalExecutor:
 
     def spawn(self, module: str, args: Sequence[str], *, stdin: int | IO[Any] | None = None, stdout: int | IO[Any] | None = None,
               stderr: int | IO[Any] | None = None, env: dict[str, str] | None = None, text: bool = True,
-              bufsize: int = -1) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", module, *args], stdin=stdin, stdout=stdout, stderr=stderr,
-                                text=text, bufsize=bufsize, env=torch_env(env))
+              bufsize: int = -1, python: str | None = None) -> subprocess.Popen:
+        environment = torch_env(env)
+        if python is not None:  # another environment: it finds this tuneforge by its source directory
+            environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), environment.get("PYTHONPATH")]))
+        return subprocess.Popen([python or sys.executable, "-m", module, *args], stdin=stdin, stdout=stdout, stderr=stderr,
+                                text=text, bufsize=bufsize, env=environment)
 
 
 LOCAL = LocalExecutor()  # the executor services use unless they are given another

@@ -78,7 +78,7 @@ class WorkerProcess:
         self._pending: dict[int, queue.Queue | _LoopSink] = {}
         self._lock = threading.Lock()
         self._proc = executor.spawn("tuneforge.inference.worker", ["--spec", spec.to_json()], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1, env=env)
+                                    stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1, env=env, python=spec.python)
         ready = self._read_line()
         if ready.get("event") != "ready":
             self.close()
