@@ -33,6 +33,8 @@ SMOKE = [
                  marks=pytest.mark.slow),
     pytest.param("retrieval.py", ["xrefrag", "uscode-securities"], ["recall x BM25", "HYBRID"], id="retrieval"),
     pytest.param("serve_throughput.py", [], ["throughput ratio"], id="serve_throughput", marks=pytest.mark.slow),
+    # without TUNEFORGE_VLLM_PYTHON (CI) only the built-in side runs, and its ratio line says what is missing
+    pytest.param("serving_engines.py", [], ["builtin", "ratio vllm/builtin"], id="serving_engines"),
     # its 8-column table wraps headers at 80 columns; the baseline row's ratio to itself is always there
     pytest.param("training_length.py", ["dialogsum"], ["grows", "1.00x"], id="training_length", marks=pytest.mark.slow),
     pytest.param("train_throughput.py", ["dialogsum"], ["ratio ours/TRL", "MFU TRL SFTTrainer"], id="train_throughput",
