@@ -197,3 +197,20 @@ def test_api_side_modules_do_not_import_torch():
         "assert 'transformers' not in sys.modules, 'transformers was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_capacity_sets_the_engine_of_generation_workers_only():
+    capacity = Capacity(max_batch_size=3, max_queue=5, engine="vllm", python="/opt/vllm/bin/python")
+    generate = capacity.apply(WorkerSpec("m", "/ckpt"))
+    embed = capacity.apply(WorkerSpec("e", "/st", task="embed"))
+    assert (generate.engine, generate.python, generate.max_batch_size, generate.max_queue) == ("vllm", "/opt/vllm/bin/python", 3, 5)
+    assert (embed.engine, embed.python) == ("builtin", None)  # sentence-transformers runs where tuneforge does
+
+
+def test_a_worker_in_another_python_finds_this_tuneforge(tmp_path):
+    """`python=` runs the child with another interpreter; PYTHONPATH leads it to this checkout's package."""
+    from tuneforge.processes.local import LOCAL, SOURCE_ROOT
+
+    probe = LOCAL.spawn("site", [], stdout=subprocess.PIPE, python=sys.executable, env={"PYTHONPATH": str(tmp_path)})
+    out, _ = probe.communicate(timeout=60)  # `python -m site` prints sys.path
+    assert probe.returncode == 0 and f"'{SOURCE_ROOT}'" in out and f"'{tmp_path}'" in out
