@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from tuneforge.errors import InvalidInput, PromptTooLong
+from tuneforge.errors import PromptTooLong
 from tuneforge.inference.device import pick_device, pick_dtype
 from tuneforge.inference.params import Delta, GenerationRequest, GenerationResult, SamplingParams, StopReason
 from tuneforge.inference.prompts import prompt_ids
