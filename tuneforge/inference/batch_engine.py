@@ -48,9 +48,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from tuneforge.errors import InvalidInput, ModelFailure, PromptTooLong, Throttled, TuneforgeError
+from tuneforge.errors import InvalidInput, ModelFailure, PromptTooLong, TuneforgeError
 from tuneforge.inference.engine import LocalEngine, sample, StreamDecoder
-from tuneforge.inference.handle import RequestHandle
+from tuneforge.inference.handle import RequestHandle, queue_full
 from tuneforge.inference.params import Delta, GenerationRequest, GenerationResult, SamplingParams, StopReason
 
 if TYPE_CHECKING:
@@ -122,10 +122,7 @@ class BatchEngine:
             if self._closing:
                 raise ModelFailure("the batch engine is closed: start a new one to serve more requests")
             if len(self._waiting) >= self.max_queue:
-                raise Throttled(
-                    f"{len(self._waiting)} requests are already waiting for this model (max_queue={self.max_queue}): "
-                    "retry later, or provision more throughput"
-                )
+                raise queue_full(len(self._waiting), self.max_queue)
             self._waiting.append(handle)
             self._wakeup.notify()
         return handle

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from tuneforge.errors import ModelFailure, TuneforgeError
+from tuneforge.errors import ModelFailure, Throttled, TuneforgeError
 from tuneforge.inference.params import Delta, GenerationRequest, GenerationResult
 
 _END = object()  # queue sentinel: the stream ends without a result (cancelled)
@@ -67,3 +67,9 @@ class RequestHandle:
 
     def _fail(self, error: TuneforgeError) -> None:
         self._items.put(error)
+
+
+def queue_full(waiting: int, max_queue: int) -> Throttled:
+    """What an engine answers a request beyond its queue (back-pressure: a 429 the client retries)."""
+    return Throttled(f"{waiting} requests are already waiting for this model (max_queue={max_queue}): "
+                     "retry later, or provision more throughput")

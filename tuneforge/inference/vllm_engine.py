@@ -17,8 +17,8 @@ import secrets
 import threading
 from pathlib import Path
 
-from tuneforge.errors import InvalidInput, ModelFailure, PromptTooLong, Throttled, TuneforgeError
-from tuneforge.inference.handle import RequestHandle
+from tuneforge.errors import InvalidInput, ModelFailure, PromptTooLong, TuneforgeError
+from tuneforge.inference.handle import RequestHandle, queue_full
 from tuneforge.inference.params import Delta, GenerationRequest, GenerationResult, StopReason
 from tuneforge.inference.prompts import prompt_ids
 
@@ -58,8 +58,7 @@ class VllmEngine:
                 raise ModelFailure("the vllm engine is closed: start a new one to serve more requests")
             waiting = len(self._new) + max(0, len(self._live) - self.max_batch_size)
             if waiting >= self.max_queue:
-                raise Throttled(f"{waiting} requests are already waiting for this model (max_queue={self.max_queue}): "
-                                "retry later, or provision more throughput")
+                raise queue_full(waiting, self.max_queue)
             self._new.append(handle)
             self._wakeup.notify()
         return handle
