@@ -2,8 +2,8 @@
 
 Two "hosts" share one database, each with its own TUNEFORGE_HOME: this machine, whose job processes are real
 (sleeping) processes the local executor can see, and `host-b`, whose processes only their heartbeat vouches
-for, as a process on another host is judged. No job trains here: test_jobs runs the queue inside real job
-processes; these drive the slot functions themselves.
+for, as a process on another host is judged. Most tests drive the slot functions themselves with real rows;
+one (slow) runs two real job processes from two homes on one PostgreSQL database.
 
     pytest tests/test_job_queue.py
 """
@@ -278,3 +278,41 @@ def test_reconcile_frees_the_slot_of_a_dead_job_it_restarts_or_closes(database_u
     assert executor.started == ["restarted"]
     assert (jobs.get("restarted").status, jobs.get("restarted").attempts) == ("InProgress", 2)
     assert jobs.get("failed").status == "Failed"
+
+
+# ---- real job processes on two homes ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # two real job processes, each loading torch and training the tiny model
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_job_processes_of_two_homes_sharing_postgresql_train_one_at_a_time(database_url, tmp_path, tiny_model_dir):
+    """With lock files under each TUNEFORGE_HOME, these two would have trained at once."""
+    from tests.api_server import stop_unfinished
+    from tests.test_jobs import TIMEOUT, request, summaries, wait, write_jsonl
+
+    db = open_database(database_url)
+    services = []
+    for name in ("host-a", "host-b"):
+        settings = host_settings(tmp_path, name, database_url, 1)
+        services.append(JobService(settings, db, Catalog(settings, db)))
+    services[0].catalog.add("tiny", str(tiny_model_dir))  # a row in the shared database: both homes see it
+    first, second = services
+    try:
+        first.create(request(tmp_path, "first", training_data_uri=write_jsonl(tmp_path / "q1.jsonl", summaries(60)),
+                             hyperparameters={"epochCount": "2", "batchSize": "1", "maxSequenceLength": "128"}))
+        second.create(request(tmp_path, "second"))
+        assert Path(second.get("second").work_dir).is_relative_to(tmp_path / "host-b")
+        deadline = time.monotonic() + TIMEOUT
+        seen_waiting = False
+        while first.get("first").status == "InProgress":
+            assert time.monotonic() < deadline
+            if first.get("first").status_details["trainingDetails"]["status"] == "InProgress":
+                assert second.get("second").status_details["validationDetails"]["status"] == "NotStarted"
+                seen_waiting = True
+            time.sleep(0.3)
+        assert seen_waiting
+        assert first.get("first").status == "Completed"
+        assert wait(second, "second").status == "Completed"
+        assert held(db) == {}
+    finally:
+        stop_unfinished(first)
