@@ -158,6 +158,23 @@ class CustomizationJobRow(Timestamps, Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class JobSlotRow(Base):
+    """One of the TUNEFORGE_JOB_CONCURRENCY slots, while a customization job's process holds it (tuneforge.jobs.queue).
+
+    A row exists only while its slot is taken, so a claim is one INSERT that the primary key lets one process win,
+    on SQLite and PostgreSQL alike; the holder's process columns say who to ask whether it still runs.
+    """
+
+    __tablename__ = "job_slots"
+
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # 0 .. job_concurrency-1
+    job_id: Mapped[str] = mapped_column(String(12), ForeignKey("customization_jobs.job_id", ondelete="CASCADE"), unique=True)
+    pid: Mapped[int] = mapped_column(Integer)
+    pid_started_at: Mapped[float] = mapped_column()
+    host: Mapped[str] = mapped_column(String(255))
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class CustomModelRow(Timestamps, Base):
     """A model produced by a customization job: its weights (adapter or full) live in `artifact_dir`."""
 

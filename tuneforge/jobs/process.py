@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-from filelock import FileLock, Timeout
 from sqlalchemy import select, update
 
 from tuneforge.catalog.entries import Customization
@@ -27,10 +26,12 @@ from tuneforge.db.tables import CustomizationJobRow
 from tuneforge.errors import Conflict, InvalidInput
 from tuneforge.inference.checkpoint import check_checkpoint_dir, context_length
 from tuneforge.jobs.layout import JobOutputs
+from tuneforge.jobs.queue import claim_slot, release_slot
 from tuneforge.jobs.service import model_family
 from tuneforge.jobs.states import JOB, RUNNING, JobStatus, StageStatus, close_open_stages, set_stage
 from tuneforge.models.specs import foundation_spec
 from tuneforge.processes.detached import Heartbeat, run_detached, this_process
+from tuneforge.processes.executor import ProcessHandle
 from tuneforge.processes.local import LOCAL, LOG_NAME
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.settings import Settings, load_settings
@@ -97,37 +98,24 @@ class JobProcess:
             return
         me = this_process()
         self.save(pid=me.pid, pid_started_at=me.started_at, host=me.host, heartbeat_at=utcnow())
-        with self.slot():
+        try:
+            self.wait_for_slot(me)
             self.train_and_register()
+        finally:  # completed, failed or stopped: the next job in the queue may start
+            with session_scope(self.sessions) as session:
+                release_slot(session, self.job_id, me)
 
-    def slot(self) -> FileLock:
-        """Wait, first come first served, for one of the `job_concurrency` slots; held until the process ends."""
-        slots = self.settings.home / "jobs" / ".slots"
-        slots.mkdir(parents=True, exist_ok=True)
+    def wait_for_slot(self, me: ProcessHandle) -> int:
+        """Wait, first come first served, for one of the `job_concurrency` slots, shared by every host on this
+        database (tuneforge.jobs.queue); held until the process ends."""
         while True:
             if self.stop_requested or self.status() != JobStatus.IN_PROGRESS.value:  # a lost signal must not leave it waiting
                 raise StopRequested()
-            if self._first_in_queue():
-                for k in range(self.settings.job_concurrency):
-                    lock = FileLock(str(slots / f"slot-{k}.lock"))
-                    try:
-                        lock.acquire(timeout=0)
-                        return lock
-                    except Timeout:
-                        continue
-            self.heartbeat({"phase": "queued"})
+            slot = claim_slot(self.sessions, self.job_id, me, concurrency=self.settings.job_concurrency, executor=LOCAL)
+            if slot is not None:
+                return slot
+            self.heartbeat({"phase": "queued"})  # on another host, a fresh heartbeat is what keeps it in the queue
             time.sleep(SLOT_POLL_SECONDS)
-
-    def _first_in_queue(self) -> bool:
-        with self.sessions() as session:
-            waiting = session.scalars(
-                select(CustomizationJobRow)
-                .where(CustomizationJobRow.status == JobStatus.IN_PROGRESS.value)
-                .order_by(CustomizationJobRow.created_at, CustomizationJobRow.job_id)
-            ).all()
-        queued = [j.job_id for j in waiting if j.status_details["validationDetails"]["status"] == StageStatus.NOT_STARTED.value
-                  and LOCAL.is_alive(j.pid, j.pid_started_at, j.host) is not False]
-        return not queued or queued[0] == self.job_id or self.job_id not in queued
 
     def train_and_register(self) -> None:
         job = self.job

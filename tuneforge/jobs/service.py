@@ -2,7 +2,7 @@
 
 Bedrock's CreateModelCustomizationJob semantics. The HTTP API and the CLI are thin layers over this.
 A created job is stored as InProgress and handed to its own detached process (tuneforge.jobs.process),
-which waits for a free slot, validates the data, trains and registers the custom model.
+which waits for a free slot (tuneforge.jobs.queue), validates the data, trains and registers the custom model.
 `reconcile()` runs whenever a service is built: a job whose process is gone (crash, host restart) is
 restarted from its last checkpoint, up to MAX_ATTEMPTS times, or marked Failed; never left InProgress.
 """
@@ -23,6 +23,7 @@ from tuneforge.db import session_scope, utcnow
 from tuneforge.db.tables import CustomizationJobRow, CustomModelRow
 from tuneforge.errors import AccessDenied, Conflict, InvalidInput, NotFound
 from tuneforge.ids import ArnType, job_arn, new_id, parse_arn
+from tuneforge.jobs.queue import release_slot
 from tuneforge.jobs.spec import JobRequest
 from tuneforge.jobs.states import JOB, RUNNING, TERMINAL, JobStatus, StageStatus, check_transition, close_open_stages, initial_details
 from tuneforge.listing import by_creation, page
@@ -251,6 +252,8 @@ class JobService:
             with session_scope(self.sessions) as session:
                 won = session.execute(update(CustomizationJobRow).where(where).values(
                     updated_at=now, heartbeat_at=now, attempts=row.attempts + 1, pid=None)).rowcount
+                if won:  # the dead process's slot; the restarted one claims a slot again
+                    release_slot(session, row.job_id)
             if won:
                 self._launch(row)  # resumes from its last checkpoint
             return bool(won)
@@ -264,8 +267,11 @@ class JobService:
         values = {"end_time": now, "status_details": close_open_stages(row.status_details, stage, now)}
         try:
             with session_scope(self.sessions) as session:
-                return JOB.move(session, CustomizationJobRow.status, where, target, name=row.job_name, updated_at=now,
-                                **values, **({"failure_message": message} if message else {}))
+                closed = JOB.move(session, CustomizationJobRow.status, where, target, name=row.job_name, updated_at=now,
+                                  **values, **({"failure_message": message} if message else {}))
+                if closed:  # the next job in the queue need not wait to find the holder dead
+                    release_slot(session, row.job_id)
+                return closed
         except Conflict:  # another process ended it first
             return False
 
