@@ -30,6 +30,7 @@ class ArnType(str, Enum):
     FOUNDATION_MODEL = "foundation-model"
     CUSTOM_MODEL = "custom-model"
     PROVISIONED_MODEL = "provisioned-model"
+    CUSTOM_MODEL_DEPLOYMENT = "custom-model-deployment"
     CUSTOMIZATION_JOB = "model-customization-job"
     KNOWLEDGE_BASE = "knowledge-base"
 
@@ -91,6 +92,10 @@ def custom_model_arn(account: Account, base_model_id: str, model_id: str) -> str
 
 def provisioned_model_arn(account: Account, provisioned_model_id: str) -> str:
     return f"arn:aws:bedrock:{account.region}:{account.account_id}:provisioned-model/{provisioned_model_id}"
+
+
+def custom_model_deployment_arn(account: Account, deployment_id: str) -> str:
+    return f"arn:aws:bedrock:{account.region}:{account.account_id}:custom-model-deployment/{deployment_id}"
 
 
 def knowledge_base_arn(account: Account, kb_id: str) -> str:

@@ -19,6 +19,7 @@ from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.registry.tags import ResourceTags
 from tuneforge.security.audit import AuditLog
 from tuneforge.security.keys import AccessKeys
+from tuneforge.serving.custom_deployments import CustomModelDeployments
 from tuneforge.serving.deployments import DeploymentService
 from tuneforge.serving.pool import WorkerPool
 from tuneforge.serving.resolve import Resolver
@@ -34,6 +35,7 @@ class Services:
     registry: CustomModelRegistry
     pool: WorkerPool
     deployments: DeploymentService
+    custom_deployments: CustomModelDeployments
     supervisor: Supervisor
     knowledge: KnowledgeBaseService
     retriever: Retriever
@@ -52,7 +54,9 @@ class Services:
         deployments = DeploymentService(settings, sessions, catalog, registry)
         capacity = Capacity(max_batch_size=settings.max_batch_size, max_queue=settings.max_queue, engine=settings.serving_engine,
                             python=settings.vllm_python or None if settings.serving_engine == "vllm" else None)
-        pool = WorkerPool(capacity=capacity)
+        # an encrypted custom model is loaded from a decrypted copy, removed once its worker has read it
+        pool = WorkerPool(capacity=capacity, release=registry.release)
+        custom_deployments = CustomModelDeployments(settings, sessions, deployments.models)
         supervisor = Supervisor(deployments, capacity=capacity).start()
         knowledge = KnowledgeBaseService(settings, sessions, catalog)
         # query embeddings: the knowledge base's embedding model, one worker per model in the pool
@@ -62,14 +66,15 @@ class Services:
             ArnType.CUSTOMIZATION_JOB: lambda arn: jobs.get(arn).job_arn,
             ArnType.CUSTOM_MODEL: lambda arn: registry.get(arn).model_arn,
             ArnType.PROVISIONED_MODEL: lambda arn: deployments.get(arn).provisioned_model_arn,
+            ArnType.CUSTOM_MODEL_DEPLOYMENT: lambda arn: custom_deployments.get(arn).deployment_arn,
         })
         metrics = ApiMetrics(jobs.count_by_status, lambda: {
             **{key: w.pending() for key, w in pool.loaded().items()},
             **{f"provisioned:{d}:{i}": w.pending() for d in supervisor.deployment_ids() for i, w in enumerate(supervisor.workers(d))},
         })
-        return cls(settings, catalog, jobs, registry, pool, deployments, supervisor, knowledge, retriever,
+        return cls(settings, catalog, jobs, registry, pool, deployments, custom_deployments, supervisor, knowledge, retriever,
                    AccessKeys(settings, sessions), AuditLog(sessions), tags, metrics,
-                   Resolver(deployments.models, pool, supervisor))
+                   Resolver(deployments.models, pool, supervisor, custom_deployments))
 
     def close(self) -> None:
         self.supervisor.close()

@@ -226,6 +226,24 @@ class ProvisionedModelRow(Timestamps, Base):
     failure_message: Mapped[str | None] = mapped_column(String(4096), nullable=True)
 
 
+class CustomModelDeploymentRow(Timestamps, Base):
+    """An on-demand custom model deployment (Bedrock CreateCustomModelDeployment): a custom model served on demand
+    by the server's worker pool, with no dedicated units. Tags live in resource_tags."""
+
+    __tablename__ = "custom_model_deployments"
+
+    deployment_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    deployment_arn: Mapped[str] = mapped_column(String(1011), unique=True)
+    deployment_name: Mapped[str] = mapped_column(String(63), unique=True)
+    client_request_token: Mapped[str | None] = mapped_column(String(256), unique=True, nullable=True)
+    model_arn: Mapped[str] = mapped_column(String(1011), index=True)
+    description: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)  # Creating Active Failed
+    update_model_arn: Mapped[str | None] = mapped_column(String(1011), nullable=True)  # the last update's target
+    update_status: Mapped[str | None] = mapped_column(String(20), nullable=True)  # Updating UpdateCompleted UpdateFailed
+    failure_message: Mapped[str | None] = mapped_column(String(4096), nullable=True)
+
+
 class KnowledgeBaseRow(Timestamps, Base):
     """A knowledge base (Bedrock CreateKnowledgeBase). Its chunks live in the vector store that
     `storage` names (tuneforge.knowledge.stores.open_store); the embedding model is fixed at creation."""

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tuneforge.db import session_scope
-from tuneforge.db.tables import CustomizationJobRow, CustomModelRow, ProvisionedModelRow
+from tuneforge.db.tables import CustomizationJobRow, CustomModelDeploymentRow, CustomModelRow, ProvisionedModelRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound
 from tuneforge.ids import ArnType, custom_model_arn, parse_arn
 from tuneforge.inference.spec import WorkerSpec
@@ -129,8 +129,13 @@ class CustomModelRegistry:
             users = session.scalars(select(ProvisionedModelRow.provisioned_model_name).where(
                 (ProvisionedModelRow.model_arn == row.model_arn) | (ProvisionedModelRow.desired_model_arn == row.model_arn)
             )).all()
+            on_demand = session.scalars(select(CustomModelDeploymentRow.deployment_name).where(
+                CustomModelDeploymentRow.model_arn == row.model_arn)).all()
         if users:
             raise Conflict(f"custom model {row.model_name!r} is served by provisioned model(s) {', '.join(users)}: "
+                           "delete them or re-point them first", field="modelIdentifier")
+        if on_demand:
+            raise Conflict(f"custom model {row.model_name!r} is served by custom model deployment(s) {', '.join(on_demand)}: "
                            "delete them or re-point them first", field="modelIdentifier")
         with session_scope(self.sessions) as session:
             session.delete(session.get(CustomModelRow, row.model_id))

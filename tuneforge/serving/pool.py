@@ -21,8 +21,10 @@ REAP_EVERY_SECONDS = 15.0
 
 
 class WorkerPool:
-    def __init__(self, *, idle_seconds: float = 900.0, load_timeout: float = 120.0, capacity: Capacity | None = None) -> None:
+    def __init__(self, *, idle_seconds: float = 900.0, load_timeout: float = 120.0, capacity: Capacity | None = None,
+                 release: Callable[[WorkerSpec], None] | None = None) -> None:
         self.capacity = capacity
+        self.release = release  # called with each spec once its worker has loaded it (or failed to)
         self.idle_seconds = idle_seconds
         self.load_timeout = load_timeout
         self._lock = threading.Lock()
@@ -54,7 +56,11 @@ class WorkerPool:
     def _load(self, key: str, spec: Callable[[], WorkerSpec], future: Future) -> None:
         try:
             loaded = spec()
-            worker = WorkerProcess(self.capacity.apply(loaded) if self.capacity else loaded)
+            try:
+                worker = WorkerProcess(self.capacity.apply(loaded) if self.capacity else loaded)
+            finally:
+                if self.release is not None:
+                    self.release(loaded)
         except BaseException as exc:  # handed to every waiting request
             with self._lock:
                 self._loading.pop(key, None)

@@ -4,7 +4,9 @@ What the id names is tuneforge.models.resolve's call (the same for the CLI, depl
 module only picks the worker:
 - A provisioned model (its ARN, or its name) is served by its deployment's workers (tuneforge.serving.supervisor).
 - A foundation model (id, ARN or alias) is served on demand by the worker pool.
-- A custom model named directly is refused with the way to serve it, as in Bedrock: through a provisioned model.
+- An on-demand custom model deployment (its ARN) is served by the worker pool, which loads its custom model on first
+  use (tuneforge.serving.custom_deployments).
+- A custom model named directly is refused with the way to serve it, as in Bedrock: through a deployment.
 Body family: a Bedrock model id (meta.llama*, amazon.titan-text*) speaks only its own, as in Bedrock; any other
 id and every provisioned model take either family, told apart by the body (`body_format` None).
 """
@@ -17,8 +19,9 @@ from tuneforge.catalog.entries import BodyFormat
 from tuneforge.catalog.service import body_format_for_bedrock_id
 from tuneforge.errors import InvalidInput, NotFound
 from tuneforge.ids import ArnType, parse_arn
-from tuneforge.models.resolve import CustomRef, ModelResolver, ProvisionedRef
+from tuneforge.models.resolve import CustomRef, Kind, ModelResolver, ProvisionedRef
 from tuneforge.serving.client import WorkerProcess
+from tuneforge.serving.custom_deployments import CustomModelDeployments
 from tuneforge.serving.pool import WorkerPool
 from tuneforge.serving.supervisor import Supervisor
 
@@ -35,17 +38,21 @@ class Resolver:
     models: ModelResolver
     pool: WorkerPool
     supervisor: Supervisor
+    on_demand: CustomModelDeployments
 
     def target(self, model_id: str, *, field: str = "modelId") -> Target:
+        arn = parse_arn(model_id)
+        if arn is not None and arn.type is ArnType.CUSTOM_MODEL_DEPLOYMENT:
+            return self._on_demand(model_id, field)
         found = self.models.find(model_id)
         if isinstance(found, ProvisionedRef):
             return Target(self.supervisor.route(found.row), found.row.provisioned_model_name, None)
-        arn = parse_arn(model_id)
         # a custom-model ARN is refused whether or not it exists: the answer is the same (Bedrock's)
         if isinstance(found, CustomRef) or (arn is not None and arn.type is ArnType.CUSTOM_MODEL):
             raise InvalidInput(
-                f"{model_id!r} is a custom model: invoke it through a provisioned throughput "
-                "(CreateProvisionedModelThroughput, then use its provisionedModelArn as the model id)", field=field,
+                f"{model_id!r} is a custom model: invoke it through a provisioned throughput (CreateProvisionedModelThroughput, "
+                "then its provisionedModelArn) or on demand (CreateCustomModelDeployment, then its customModelDeploymentArn)",
+                field=field,
             )
         if found is None:
             raise NotFound(f"no model {model_id!r} to invoke: see `tuneforge models list` (ListFoundationModels) and "
@@ -53,3 +60,12 @@ class Resolver:
         worker = self.pool.get(f"foundation:{found.base.model_id}", lambda: self.models.worker_spec(found))
         body_format = found.entry.body_format if body_format_for_bedrock_id(found.entry.model_id) else None
         return Target(worker, found.entry.model_id, body_format)
+
+    def _on_demand(self, model_id: str, field: str) -> Target:
+        deployment = self.on_demand.find(model_id)
+        if deployment is None:
+            raise NotFound(f"no custom model deployment {model_id!r}: see ListCustomModelDeployments", field=field)
+        model = self.models.resolve(deployment.model_arn, kinds=(Kind.CUSTOM,), field=field)
+        # keyed by the custom model: deployments of one model share its worker, as foundation models do
+        worker = self.pool.get(f"custom:{model.arn}", lambda: self.models.worker_spec(model))
+        return Target(worker, deployment.deployment_name, None)

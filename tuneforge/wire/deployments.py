@@ -1,8 +1,9 @@
-"""Provisioned models in Bedrock's response shapes (Get/ListProvisionedModelThroughput[s]); API and CLI `--json`."""
+"""Provisioned models and on-demand custom model deployments in Bedrock's response shapes (Get/List...); API and CLI
+`--json`."""
 
 from __future__ import annotations
 
-from tuneforge.db.tables import ProvisionedModelRow
+from tuneforge.db.tables import CustomModelDeploymentRow, ProvisionedModelRow
 from tuneforge.wire.timestamps import timestamp
 
 
@@ -29,3 +30,32 @@ def deployment_detail(row: ProvisionedModelRow) -> dict:
     if row.failure_message:
         data["failureMessage"] = row.failure_message
     return data
+
+
+def custom_deployment_summary(row: CustomModelDeploymentRow) -> dict:
+    data = {
+        "customModelDeploymentArn": row.deployment_arn,
+        "customModelDeploymentName": row.deployment_name,
+        "modelArn": row.model_arn,
+        "createdAt": timestamp(row.created_at),
+        "status": row.status,
+        "lastUpdatedAt": timestamp(row.updated_at),
+        "failureMessage": row.failure_message,
+    }
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def custom_deployment_detail(row: CustomModelDeploymentRow) -> dict:
+    data = {
+        "customModelDeploymentArn": row.deployment_arn,
+        "modelDeploymentName": row.deployment_name,
+        "modelArn": row.model_arn,
+        "createdAt": timestamp(row.created_at),
+        "status": row.status,
+        "description": row.description,
+        "failureMessage": row.failure_message,
+        "lastUpdatedAt": timestamp(row.updated_at),
+    }
+    if row.update_status:
+        data["updateDetails"] = {"modelArn": row.update_model_arn, "updateStatus": row.update_status}
+    return {k: v for k, v in data.items() if v is not None}

@@ -14,7 +14,7 @@ from tuneforge.api.services import services
 from tuneforge.catalog.entries import Customization, InferenceType, Modality
 from tuneforge.errors import InvalidInput
 from tuneforge.jobs.spec import JobRequest
-from tuneforge.wire.deployments import deployment_detail, deployment_summary
+from tuneforge.wire.deployments import custom_deployment_detail, custom_deployment_summary, deployment_detail, deployment_summary
 from tuneforge.wire.jobs import job_detail, job_summary, model_detail, model_summary
 
 
@@ -153,7 +153,46 @@ def delete_provisioned_model_throughput(request: Request, params: dict[str, Any]
     return {}
 
 
+def create_custom_model_deployment(request: Request, params: dict[str, Any]) -> dict:
+    row = services(request).custom_deployments.create(
+        name=params["modelDeploymentName"], model_arn=params["modelArn"], description=params.get("description"),
+        client_request_token=params.get("clientRequestToken"), tags=tuple((t["key"], t["value"]) for t in params.get("tags") or []),
+    )
+    return {"customModelDeploymentArn": row.deployment_arn}
+
+
+def get_custom_model_deployment(request: Request, params: dict[str, Any]) -> dict:
+    return custom_deployment_detail(services(request).custom_deployments.get(params["customModelDeploymentIdentifier"]))
+
+
+def list_custom_model_deployments(request: Request, params: dict[str, Any]) -> dict:
+    found = services(request).custom_deployments.list(
+        status=params.get("statusEquals"), name_contains=params.get("nameContains"), model_arn=params.get("modelArnEquals"),
+        created_after=params.get("createdAfter"), created_before=params.get("createdBefore"), ascending=_sort_ascending(params),
+        max_results=params.get("maxResults"), next_token=params.get("nextToken"),
+    )
+    reply: dict[str, Any] = {"modelDeploymentSummaries": [custom_deployment_summary(d) for d in found.deployments]}
+    if found.next_token:
+        reply["nextToken"] = found.next_token
+    return reply
+
+
+def update_custom_model_deployment(request: Request, params: dict[str, Any]) -> dict:
+    row = services(request).custom_deployments.update(params["customModelDeploymentIdentifier"], model_arn=params["modelArn"])
+    return {"customModelDeploymentArn": row.deployment_arn}
+
+
+def delete_custom_model_deployment(request: Request, params: dict[str, Any]) -> dict:
+    services(request).custom_deployments.delete(params["customModelDeploymentIdentifier"])
+    return {}
+
+
 HANDLERS = {
+    "CreateCustomModelDeployment": create_custom_model_deployment,
+    "GetCustomModelDeployment": get_custom_model_deployment,
+    "ListCustomModelDeployments": list_custom_model_deployments,
+    "UpdateCustomModelDeployment": update_custom_model_deployment,
+    "DeleteCustomModelDeployment": delete_custom_model_deployment,
     "ListFoundationModels": list_foundation_models,
     "GetFoundationModel": get_foundation_model,
     "CreateModelCustomizationJob": create_model_customization_job,
