@@ -18,6 +18,7 @@ from tuneforge.errors import Conflict, InvalidInput, ModelNotReady, NotFound
 from tuneforge.ids import ArnType, custom_model_arn, foundation_model_arn, parse_arn, provisioned_model_arn
 from tuneforge.models.resolve import LOADABLE, CustomRef, FoundationRef, Kind, ModelResolver, ProvisionedRef
 from tuneforge.registry.service import CustomModelRegistry
+from tuneforge.serving.custom_deployments import CustomModelDeployments
 from tuneforge.serving.deployments import DeploymentService
 from tuneforge.serving.pool import WorkerPool
 from tuneforge.serving.resolve import Resolver
@@ -177,7 +178,8 @@ def test_a_custom_model_that_is_not_active_is_refused(home):
 @pytest.fixture
 def resolver(home):
     pool = WorkerPool()
-    yield Resolver(home.models, pool, Supervisor(home.deployments))  # the supervisor is not started: no worker is
+    on_demand = CustomModelDeployments(home.models.settings, home.models.sessions, home.models)
+    yield Resolver(home.models, pool, Supervisor(home.deployments), on_demand)  # the supervisor is not started: no worker is
     pool.close()
 
 
@@ -195,3 +197,9 @@ def test_target_of_an_unknown_id_and_of_a_provisioned_model_not_yet_loaded(resol
     assert err.value.field == "modelId"
     with pytest.raises(ModelNotReady, match="'hotel' is being created"):
         resolver.target(home.provisioned.provisioned_model_arn)
+
+
+def test_target_of_an_unknown_custom_model_deployment(resolver):
+    with pytest.raises(NotFound, match="no custom model deployment") as err:
+        resolver.target("arn:aws:bedrock:us-east-1:000000000000:custom-model-deployment/zzzzzzzzzzzz")
+    assert err.value.field == "modelId"
