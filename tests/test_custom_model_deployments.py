@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api_server import ShapeChecker
+from tests.api_server import ShapeChecker, tuneforge
 from tuneforge.db import open_database
 from tuneforge.db.tables import CustomizationJobRow
 from tuneforge.registry.service import CustomModelRegistry
@@ -135,3 +135,17 @@ def test_bad_deployments_name_the_problem(bedrock, custom_models):
         bedrock.update_custom_model_deployment(customModelDeploymentIdentifier="nope", modelArn=first)
     assert code(err) == ("ResourceNotFoundException", 404)
     bedrock.delete_custom_model_deployment(customModelDeploymentIdentifier="taken")
+
+
+def test_the_cli_manages_them_in_the_same_store(server, bedrock, custom_models):
+    first, second = custom_models
+    created = json.loads(tuneforge(server.home, "custom-deployments", "create", "desk", "--model", first, "--json").stdout)
+    arn = created["customModelDeploymentArn"]
+    assert bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=arn)["modelArn"] == first
+    assert json.loads(tuneforge(server.home, "custom-deployments", "get", "desk", "--json").stdout)["customModelDeploymentArn"] == arn
+    tuneforge(server.home, "custom-deployments", "update", "desk", "--model", second)
+    listed = json.loads(tuneforge(server.home, "custom-deployments", "list", "--json").stdout)["modelDeploymentSummaries"]
+    assert [(d["customModelDeploymentName"], d["modelArn"]) for d in listed] == [("desk", second)]
+    assert "desk" in tuneforge(server.home, "custom-deployments", "list").stdout
+    tuneforge(server.home, "custom-deployments", "delete", arn)
+    assert bedrock.list_custom_model_deployments()["modelDeploymentSummaries"] == []
