@@ -262,15 +262,16 @@ class PgVectorStore:
         # lexeme; 'english' drops the stopwords query_terms drops), each one's document
         # frequency from the GIN index, its term frequency from the row's positions; a row's length is its
         # number of distinct lexemes (what length(tsvector) counts). ts_rank_cd, used before, has no IDF.
+        # MATERIALIZED: inlined, the document-frequency counts ran once per (row, lexeme) pair.
         rows = self._query(
             f"""
-            WITH terms AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %s))),
-            weighted AS (
+            WITH terms AS MATERIALIZED (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %s))),
+            weighted AS MATERIALIZED (
                 SELECT lexeme, ln(1 + (%s - df + 0.5) / (df + 0.5)) AS idf
                 FROM (SELECT lexeme, (SELECT count(*) FROM "{t}" WHERE tsv @@ quote_literal(lexeme)::tsquery) AS df
                       FROM terms) AS counted
             ),
-            q AS (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS q FROM terms)
+            q AS MATERIALIZED (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS q FROM terms)
             SELECT c.chunk_id, c.document_id, c.text, c.content, c.metadata,
                    sum(w.idf * array_length(u.positions, 1) * {_BM25_K1 + 1} / (array_length(u.positions, 1)
                        + {_BM25_K1} * (1 - {_BM25_B} + {_BM25_B} * length(c.tsv) / %s))) AS score
