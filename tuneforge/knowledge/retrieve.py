@@ -5,10 +5,13 @@
                                  {"numberOfResults": 5, "overrideSearchType": "HYBRID",
                                   "filter": {"equals": {"key": "title", "value": "15"}}}})
 
-SEMANTIC ranks chunks by cosine similarity to the query's embedding. HYBRID also runs a BM25 keyword
-search and fuses both rankings by reciprocal rank fusion (score = sum over rankings of 1 / (RRF_K + rank)),
-each ranking `HYBRID_CANDIDATES` x numberOfResults deep. Without overrideSearchType: SEMANTIC (what Bedrock
-does for vector stores without a text index). Filters apply inside the store before top-k. Each result is
+SEMANTIC ranks chunks by cosine similarity to the query's embedding. HYBRID (`hybrid_search`) also runs a
+BM25 keyword search and fuses both rankings by reciprocal rank fusion (score = sum over rankings of
+1 / (RRF_K + rank)), each ranking `hybrid_depth(numberOfResults)` deep: at least HYBRID_DEPTH. Depth matters
+because with RRF_K = 60 a chunk's rank 80 in one ranking still adds half of what rank 1 adds: fusing only 4 x
+numberOfResults candidates dropped exactly the chunks both signals rank fairly well, and HYBRID lost to a plain
+RRF of the same two rankings. Without overrideSearchType: SEMANTIC (what Bedrock does for vector stores
+without a text index). Filters apply inside the store before top-k. Each result is
 Bedrock's KnowledgeBaseRetrievalResult: content.text (the parent chunk for HIERARCHICAL), location (S3, or
 CUSTOM with the file's URI for local folders), score (cosine, or the fused RRF score), metadata.
 """
@@ -22,12 +25,13 @@ from typing import Any
 import numpy as np
 
 from tuneforge.errors import InvalidInput
-from tuneforge.knowledge.filters import parse_filter
+from tuneforge.knowledge.filters import Filter, parse_filter
 from tuneforge.knowledge.ingest import SOURCE_URI
-from tuneforge.knowledge.stores.base import Hit
+from tuneforge.knowledge.stores.base import Hit, VectorStore
 
 RRF_K = 60  # the constant of Cormack et al. (2009); dampens the weight of the very first ranks
-HYBRID_CANDIDATES = 4  # each ranking fused is this many times numberOfResults deep
+HYBRID_CANDIDATES = 4  # each ranking fused is at least this many times numberOfResults deep ...
+HYBRID_DEPTH = 100  # ... and at least this deep (see the docstring; bench/retrieval.py measures it)
 DEFAULT_RESULTS = 5  # Bedrock's default numberOfResults
 MAX_QUERY_CHARS = 20_000
 _FIELD = "retrievalConfiguration.vectorSearchConfiguration"
@@ -48,15 +52,37 @@ def result_of(hit: Hit) -> dict:
             "metadata": dict(chunk.metadata)}
 
 
+def hybrid_depth(k: int) -> int:
+    """How deep each ranking of a HYBRID search for k results is."""
+    return max(HYBRID_DEPTH, k * HYBRID_CANDIDATES)
+
+
 def reciprocal_rank_fusion(rankings: list[list[Hit]], *, k: int) -> list[Hit]:
+    """The top k of RRF over `rankings` (best first each); equal scores go to the chunk with the better single
+    rank, then to the earlier ranking, so ties follow the evidence rather than chunk ids."""
     scores: dict[str, float] = {}
+    best: dict[str, tuple[int, int]] = {}  # chunk id -> (its best rank, the index of that ranking)
     chunks = {}
-    for ranking in rankings:
+    for index, ranking in enumerate(rankings):
+        seen: set[str] = set()
         for rank, hit in enumerate(ranking, start=1):
-            scores[hit.chunk.chunk_id] = scores.get(hit.chunk.chunk_id, 0.0) + 1.0 / (RRF_K + rank)
-            chunks.setdefault(hit.chunk.chunk_id, hit.chunk)
-    ordered = sorted(scores, key=lambda cid: (-scores[cid], cid))[:k]
+            cid = hit.chunk.chunk_id
+            if cid in seen:
+                continue  # a chunk twice in one ranking counts once, at its better rank
+            seen.add(cid)
+            scores[cid] = scores.get(cid, 0.0) + 1.0 / (RRF_K + rank)
+            best[cid] = min(best.get(cid, (rank, index)), (rank, index))
+            chunks.setdefault(cid, hit.chunk)
+    ordered = sorted(scores, key=lambda cid: (-scores[cid], best[cid], cid))[:k]
     return [Hit(chunks[cid], scores[cid]) for cid in ordered]
+
+
+def hybrid_search(store: VectorStore, vector: np.ndarray, text: str, *, k: int,
+                  filter: Filter | None = None) -> list[Hit]:
+    """HYBRID: the vector and the keyword ranking, each `hybrid_depth(k)` deep, fused by RRF."""
+    depth = hybrid_depth(k)
+    return reciprocal_rank_fusion([store.search(vector, k=depth, filter=filter),
+                                   store.keyword_search(text, k=depth, filter=filter)], k=k)
 
 
 def parse_search(configuration: dict | None) -> tuple[int, str, Any]:
@@ -105,9 +131,7 @@ class Retriever:
         vector = self.embedder_for(kb.embedding_model_id)([text])[0]
         if search_type == "SEMANTIC":
             return store.search(vector, k=k, filter=parsed)
-        depth = k * HYBRID_CANDIDATES
-        return reciprocal_rank_fusion([store.search(vector, k=depth, filter=parsed),
-                                       store.keyword_search(text, k=depth, filter=parsed)], k=k)
+        return hybrid_search(store, vector, text, k=k, filter=parsed)
 
     def forget(self, kb_id: str) -> None:
         """Close a deleted knowledge base's store."""

