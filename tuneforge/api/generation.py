@@ -55,14 +55,17 @@ async def resolve(s: Services, model_id: str, *, field: str = "modelId") -> tupl
     """The worker serving `model_id` and the body family it speaks (None: either, by the body).
 
     In a thread: the lookup reads the database, and a model loading on first use is waited for there."""
-    found = await run_in_threadpool(s.resolver.target, model_id, field=field)
-    return MeteredWorker(found.worker, s.metrics, found.model_id), found.body_format
+    return await run_in_threadpool(_resolve, s, model_id, field)
 
 
 def resolve_blocking(s: Services, model_id: str, *, field: str = "modelId") -> MeteredWorker:
     """`resolve` for code already in a thread."""
+    return _resolve(s, model_id, field)[0]
+
+
+def _resolve(s: Services, model_id: str, field: str) -> tuple[MeteredWorker, BodyFormat | None]:
     found = s.resolver.target(model_id, field=field)
-    return MeteredWorker(found.worker, s.metrics, found.model_id)
+    return MeteredWorker(found.worker, s.metrics, found.model_id), found.body_format
 
 
 async def started(deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:

@@ -53,7 +53,7 @@ class Services:
         registry = CustomModelRegistry(settings, sessions)
         deployments = DeploymentService(settings, sessions, catalog, registry)
         capacity = Capacity(max_batch_size=settings.max_batch_size, max_queue=settings.max_queue, engine=settings.serving_engine,
-                            python=settings.vllm_python or None if settings.serving_engine == "vllm" else None)
+                            python=(settings.vllm_python or None) if settings.serving_engine == "vllm" else None)
         # an encrypted custom model is loaded from a decrypted copy, removed once its worker has read it
         pool = WorkerPool(capacity=capacity, release=registry.release)
         custom_deployments = CustomModelDeployments(settings, sessions, deployments.models)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import secrets
 import threading
+import time
 from pathlib import Path
 
 from tuneforge.errors import InvalidInput, ModelFailure, PromptTooLong, TuneforgeError
@@ -128,7 +129,7 @@ class VllmEngine:
         )
         rid = secrets.token_hex(8)
         self._vllm.add_request(rid, {"prompt_token_ids": ids}, sampling)
-        self._live[rid] = _Request(handle, len(ids), budget)
+        self._live[rid] = _Request(handle, len(ids))
 
     def _deliver(self, output) -> None:
         live = self._live.get(output.request_id)
@@ -145,24 +146,17 @@ class VllmEngine:
                 reason = StopReason.LENGTH
             else:  # "stop": the end token (stop_reason None or the id) or one of the stop strings
                 reason = StopReason.STOP_SEQUENCE if isinstance(piece.stop_reason, str) else StopReason.END
-            elapsed = _elapsed(live.handle)
+            elapsed = time.perf_counter() - live.handle.submitted_at
             live.handle._put(Delta("", GenerationResult("".join(live.text), live.prompt_tokens, live.tokens, reason,
                                                         total_seconds=elapsed)))
 
 
 class _Request:
-    def __init__(self, handle: RequestHandle, prompt_tokens: int, budget: int) -> None:
+    def __init__(self, handle: RequestHandle, prompt_tokens: int) -> None:
         self.handle = handle
         self.prompt_tokens = prompt_tokens
-        self.budget = budget
         self.tokens = 0
         self.text: list[str] = []
-
-
-def _elapsed(handle: RequestHandle) -> float:
-    import time
-
-    return time.perf_counter() - handle.submitted_at
 
 
 def _on_cpu() -> bool:

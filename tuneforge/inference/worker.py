@@ -12,7 +12,7 @@ Logs and progress go to stderr.
 
 An embedding worker (`WorkerSpec.task == "embed"`, a sentence-transformers directory) answers
 {"id", "op": "embed", "texts": [...]} with one {"id", "event": "done", "result": {"vectors": base64 float32,
-"shape": [n, dimension], "tokens": word pieces read}} line: rows L2-normalized, in request order. Its ready line adds "dimension" and
+"shape": [n, dimension], "tokens": word pieces read, when the request set "count_tokens"}} line: rows L2-normalized, in request order. Its ready line adds "dimension" and
 "max_tokens" (the model's max_seq_length: longer texts are truncated by the model, so callers keep chunks
 within it). Requests are encoded one at a time, each as batches of `EMBED_BATCH` texts.
 
@@ -97,7 +97,7 @@ def _dimension(model) -> int:
     return int(getter())
 
 
-def _embed_payload(model, texts: list[str]) -> dict:
+def _embed_payload(model, texts: list[str], *, count_tokens: bool = False) -> dict:
     import numpy as np
 
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
@@ -110,7 +110,8 @@ def _embed_payload(model, texts: list[str]) -> dict:
         vectors = np.zeros((0, dimension))
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     return {"vectors": base64.b64encode(vectors.tobytes()).decode("ascii"), "shape": list(vectors.shape),
-            "tokens": _tokens(model, texts)}
+            # a second tokenization: only for callers that report usage (OpenAI), not for ingestion's many chunks
+            **({"tokens": _tokens(model, texts)} if count_tokens else {})}
 
 
 def _tokens(model, texts: list[str]) -> int:
@@ -150,7 +151,7 @@ def serve_embeddings(spec: WorkerSpec, out: LineWriter, stdin) -> int:
         try:
             if message.get("op") != "embed":
                 raise InvalidInput("this worker serves an embedding model: send op 'embed'", field="op")
-            out.send({"id": rid, "event": "done", "result": _embed_payload(model, message.get("texts"))})
+            out.send({"id": rid, "event": "done", "result": _embed_payload(model, message.get("texts"), count_tokens=bool(message.get("count_tokens")))})
         except Exception as exc:  # the request's own failure goes to its caller, not to the worker
             out.send({"id": rid, **error_event(exc)})
     return 0

@@ -199,7 +199,7 @@ class WorkerProcess:
     async def aembed(self, texts: list[str]) -> Embedded:
         """`embed` for a coroutine, with the number of word pieces the model read (what OpenAI's usage reports)."""
         sink = _LoopSink()
-        rid = self._open(sink, {"op": "embed", "texts": list(texts)})
+        rid = self._open(sink, {"op": "embed", "texts": list(texts), "count_tokens": True})
         try:
             event = await sink.queue.get()
         finally:
