@@ -9,12 +9,14 @@ from starlette.requests import Request
 from tuneforge.api.metrics import ApiMetrics
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database
+from tuneforge.files.service import FileService
 from tuneforge.ids import ArnType
 from tuneforge.inference.spec import Capacity
 from tuneforge.jobs.service import JobService
 from tuneforge.knowledge.retrieve import Retriever
 from tuneforge.knowledge.service import KnowledgeBaseService
 from tuneforge.models.specs import embedding_spec
+from tuneforge.processes.reconciler import Reconciler
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.registry.tags import ResourceTags
 from tuneforge.security.audit import AuditLog
@@ -44,6 +46,8 @@ class Services:
     tags: ResourceTags
     metrics: ApiMetrics
     resolver: Resolver
+    files: FileService
+    reconciler: Reconciler
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":
@@ -74,9 +78,11 @@ class Services:
         })
         return cls(settings, catalog, jobs, registry, pool, deployments, custom_deployments, supervisor, knowledge, retriever,
                    AccessKeys(settings, sessions), AuditLog(sessions), tags, metrics,
-                   Resolver(deployments.models, pool, supervisor, custom_deployments))
+                   Resolver(deployments.models, pool, supervisor, custom_deployments), FileService(settings, sessions),
+                   Reconciler([jobs.reconcile, knowledge.reconcile]).start())
 
     def close(self) -> None:
+        self.reconciler.close()
         self.supervisor.close()
         self.retriever.close()
         self.pool.close()
