@@ -65,6 +65,13 @@ def _blocking(call: Callable[..., object]) -> Callable[[Services, Request, bytes
     return lambda s, request, body: run_in_threadpool(call, s, request, body)
 
 
+def _known_query(request: Request, *names: str, prefix: str | None = None) -> None:
+    """Refuse a query parameter the operation does not take: a misspelt filter must not silently list everything."""
+    for name in request.query_params:
+        if name not in names and not (prefix and name.startswith(prefix)):
+            raise InvalidInput(f"unknown query parameter {name!r}: this operation takes {', '.join(names)}", field=name)
+
+
 def _int(request: Request, name: str, default: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
@@ -98,6 +105,7 @@ async def _upload(s: Services, request: Request, body: bytes):
 
 
 def _list_files(s: Services, request: Request, body: bytes):
+    _known_query(request, "purpose", "limit", "after", "order")
     q = request.query_params
     return files.list_files(s, purpose=q.get("purpose"), limit=_int(request, "limit", 10_000), after=q.get("after"),
                             order=q.get("order", "desc"))
@@ -109,11 +117,15 @@ def _file_content(s: Services, request: Request, body: bytes):
 
 
 def _job_page(call):
-    return _blocking(lambda s, request, body: call(s, request.path_params["job_id"], after=request.query_params.get("after"),
-                                                   limit=_int(request, "limit", 20 if call is fine_tuning.events else 10)))
+    def handle(s: Services, request: Request, body: bytes):
+        _known_query(request, "after", "limit")
+        return call(s, request.path_params["job_id"], after=request.query_params.get("after"),
+                    limit=_int(request, "limit", 20 if call is fine_tuning.events else 10))
+    return _blocking(handle)
 
 
 def _list_jobs(s: Services, request: Request, body: bytes):
+    _known_query(request, "after", "limit", prefix="metadata[")
     # metadata[key]=value filters, as OpenAI's clients send them
     metadata = {k[len("metadata["):-1]: v for k, v in request.query_params.items() if k.startswith("metadata[") and k.endswith("]")}
     return fine_tuning.list_jobs(s, after=request.query_params.get("after"), limit=_int(request, "limit", 20), metadata=metadata)
