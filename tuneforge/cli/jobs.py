@@ -111,6 +111,8 @@ def _progress_table(row) -> Table:
                                        f"{p['windowTokens']:,} tokens"))
     if p.get("maxSequenceLength"):
         fields.append(("training length", f"{p['maxSequenceLength']:,} tokens"))
+    for key, chosen in (row.chosen_hyperparameters or {}).items():  # what "auto" became, and why
+        fields.append((f"{key} (auto)", f"{chosen['value']}: {chosen['reason']}"))
     if row.training_loss is not None:
         fields.append(("final training loss", f"{row.training_loss:.4f}"))
     if row.validation_loss is not None:
@@ -150,7 +152,7 @@ def get(
         return
     row = jobs().get(job)
     if as_json:
-        print_json({**job_detail(row), "progress": row.progress})
+        print_json({**job_detail(row), "progress": row.progress, "chosenHyperParameters": row.chosen_hyperparameters})
     else:
         console.print(_progress_table(row))
 

@@ -161,6 +161,8 @@ class CustomizationJobRow(Timestamps, Base):
     validation_file_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     suffix: Mapped[str | None] = mapped_column(String(64), nullable=True)
     job_metadata: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # hyperparameters given as "auto": {name: {"value", "reason"}}, once the job has read its data and chosen them
+    chosen_hyperparameters: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class JobSlotRow(Base):

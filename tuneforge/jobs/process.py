@@ -35,6 +35,7 @@ from tuneforge.processes.executor import ProcessHandle
 from tuneforge.processes.local import LOCAL, LOG_NAME
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.settings import Settings, load_settings
+from tuneforge.training.auto import DataFacts, choose
 from tuneforge.training.hparams import parse_hyperparameters
 from tuneforge.training.lengths import FALLBACK_CONTEXT, record_limit, training_length
 from tuneforge.training.trainer import TrainConfig, train
@@ -150,6 +151,7 @@ class JobProcess:
         if bad or combined:
             message = " ".join(r.failure_message() for r in bad) + "".join(f" {p}" for p in combined)
             raise InvalidInput(f"the data did not pass validation: {message.strip()}")
+        hparams = self._choose_auto(hparams, reports[0], kind)
         self.stage("validationDetails", StageStatus.COMPLETED)
 
         # 2. data processing: read the records the trainer tokenizes
@@ -207,6 +209,18 @@ class JobProcess:
         # the model is registered (encrypted when asked): drop the plaintext copies and checkpoints
         shutil.rmtree(self.outputs.local / "checkpoints", ignore_errors=True)
         shutil.rmtree(result.artifact_dir, ignore_errors=True)
+
+    def _choose_auto(self, hparams, report, kind: DatasetKind):
+        """The "auto" hyperparameters, chosen from what validation read (the same data gives the same choice when a
+        restarted job chooses again), recorded with their reasons on the job."""
+        if not hparams.auto:
+            return hparams
+        facts = DataFacts(records=report.rows, pretraining=kind == DatasetKind.CONTINUED_PRE_TRAINING)
+        chosen, reasons = choose(hparams, facts, family=model_family(self.job.base_model_id))
+        self.save(chosen_hyperparameters={key: c.to_dict() for key, c in reasons.items()})
+        print("hyperparameters chosen automatically: " + "; ".join(f"{k}={c.value} ({c.reason})" for k, c in reasons.items()),
+              flush=True)
+        return chosen
 
     @staticmethod
     def _length_progress(report) -> dict:

@@ -23,6 +23,9 @@ Our keys, the same for every family (defaults in `_OURS`): method lora|full, lor
 loraDropout, loraTargetModules ("all-linear" or comma-separated module names such as q_proj,v_proj),
 maxSequenceLength (default: tuneforge.training.lengths decides it), gradientAccumulationSteps, seed, weightDecay, checkpointEveryEpochs.
 
+Any numeric key may be "auto": the job chooses it once it has read its data, by the rules of tuneforge.training.auto,
+and records the value and the reason (`tuneforge jobs get`). "auto" on method or loraTargetModules is refused.
+
 Record lengths are not checked here: Titan's per-batch-size token caps and maxSequenceLength against the model's
 context are checked when the job validates its data (tuneforge.training.lengths), where the context is known.
 """
@@ -58,6 +61,7 @@ class Hyperparameters:
     seed: int = 42
     weight_decay: float = 0.0
     checkpoint_every_epochs: int = 1
+    auto: tuple[str, ...] = ()  # the API names given as "auto": tuneforge.training.auto chooses them once the data is read
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-able values (lists for tuples), as saved next to checkpoints and artifacts."""
@@ -115,6 +119,16 @@ _FIELDS = {  # API name -> Hyperparameters field
 }
 
 
+def family_range(family: Family, key: str) -> tuple[float, float, int | float | None]:
+    """(low, high, default) of a numeric key for a family: what an automatic choice must stay within."""
+    spec = {**_FAMILIES[family], **_OURS}[key]
+    return spec.low, spec.high, spec.default
+
+
+API_NAMES = {field: key for key, field in _FIELDS.items()}  # Hyperparameters field -> API name
+FIELDS = dict(_FIELDS)  # API name -> Hyperparameters field
+
+
 def _default_learning_rate(method: str) -> float:
     return 2e-4 if method == "lora" else 2e-5
 
@@ -143,17 +157,29 @@ def _parse_modules(raw: str) -> tuple[tuple[str, ...] | None, str | None]:
     )
 
 
+AUTO = "auto"
+
+
 def parse_hyperparameters(raw: Mapping[str, str], *, family: Family = "default") -> Hyperparameters:
-    """Check every key against the family's table and our own; raise one InvalidInput naming all bad keys."""
+    """Check every key against the family's table and our own; raise one InvalidInput naming all bad keys.
+
+    A numeric key given as "auto" takes its default here and is listed in `auto`: the job chooses it from the model
+    and the data once it has read them (tuneforge.training.auto)."""
     if family not in _FAMILIES:
         raise InvalidInput(f"unknown model family {family!r}: expected one of {', '.join(_FAMILIES)}", field="family")
     numbers = {**_FAMILIES[family], **_OURS}
     allowed = [*numbers, *_CHOICES, _MODULES]
     problems: list[str] = []
     values: dict[str, object] = {}
+    auto: list[str] = []
     for key, value in raw.items():
         if not isinstance(value, str):
             problems.append(f"hyperParameters.{key}: values are strings (as in Bedrock), got {value!r}")
+        elif value.strip().lower() == AUTO and key in numbers:
+            auto.append(key)
+        elif value.strip().lower() == AUTO and (key in _CHOICES or key == _MODULES):
+            problems.append(f"hyperParameters.{key}: \"auto\" applies to numeric hyperparameters ({', '.join(numbers)}); "
+                            f"give {key} a value or leave it out")
         elif key in numbers:
             parsed, problem = _parse_number(key, value, numbers[key])
             values[key] = parsed
@@ -177,4 +203,5 @@ def parse_hyperparameters(raw: Mapping[str, str], *, family: Family = "default")
         resolved[_FIELDS[key]] = values.get(key, default)
     if "learningRateWarmupSteps" not in numbers:  # Llama 2 takes no warmup
         resolved["warmup_steps"] = 0
+    resolved["auto"] = tuple(auto)
     return Hyperparameters(**resolved)  # type: ignore[arg-type]  # every field was checked above

@@ -5,7 +5,8 @@ a FINE_TUNING job created through Bedrock is listed here too. The OpenAI id of a
 its fine_tuned_model is its custom model's name, which /v1/chat/completions serves at once, on demand.
 
     n_epochs -> epochCount, batch_size -> batchSize, learning_rate_multiplier -> learningRate (the multiplier times
-    the base model's default rate for the method), seed -> seed; "auto" (or nothing) -> tuneforge's default.
+    the base model's default rate for the method), seed -> seed; "auto", OpenAI's default, -> "auto", which the job
+    chooses from its data (tuneforge.training.auto) and then reports.
 """
 
 from __future__ import annotations
@@ -46,11 +47,10 @@ def create(s: Services, request: FineTuningJobRequest) -> dict:
     validation = (s.files.require(request.validation_file, Purpose.FINE_TUNE, field="validation_file")
                   if request.validation_file else None)
     family = model_family(request.model)
-    raw: dict[str, str] = {}
-    if isinstance(hp.n_epochs, int):
-        raw["epochCount"] = str(hp.n_epochs)
-    if isinstance(hp.batch_size, int):
-        raw["batchSize"] = str(hp.batch_size)
+    # OpenAI's default for each is "auto": tuneforge chooses it from the data (tuneforge.training.auto)
+    raw: dict[str, str] = {"epochCount": str(hp.n_epochs) if isinstance(hp.n_epochs, int) else "auto",
+                           "batchSize": str(hp.batch_size) if isinstance(hp.batch_size, int) else "auto",
+                           "learningRate": "auto"}
     if isinstance(hp.learning_rate_multiplier, float):
         if not hp.learning_rate_multiplier > 0:
             raise InvalidInput("hyperparameters.learning_rate_multiplier: must be above 0", field="hyperparameters.learning_rate_multiplier")
@@ -118,8 +118,10 @@ def job_object(row: CustomizationJobRow) -> dict:
     hp = _hyperparameters(row)
     progress = row.progress or {}
     status = _status(row)
-    hyperparameters = {"n_epochs": hp.epoch_count, "batch_size": hp.batch_size,
-                       "learning_rate_multiplier": hp.learning_rate / parse_hyperparameters({"method": hp.method}, family=model_family(row.base_model_id)).learning_rate}
+    rate = hp.learning_rate / parse_hyperparameters({"method": hp.method}, family=model_family(row.base_model_id)).learning_rate
+    hyperparameters = {name: "auto" if key in hp.auto else value for name, key, value in (
+        ("n_epochs", "epochCount", hp.epoch_count), ("batch_size", "batchSize", hp.batch_size),
+        ("learning_rate_multiplier", "learningRate", rate))}  # "auto" until the job has chosen
     eta = progress.get("etaSeconds")
     return {
         "object": "fine_tuning.job", "id": row.job_name, "model": row.base_model_id, "organization_id": ORGANIZATION,
@@ -160,8 +162,10 @@ def _error(row: CustomizationJobRow) -> dict:
 
 
 def _hyperparameters(row: CustomizationJobRow) -> Hyperparameters:
+    """The job's hyperparameters, with what "auto" became once the job chose it."""
+    chosen = {key: str(c["value"]) for key, c in (row.chosen_hyperparameters or {}).items() if c.get("value") is not None}
     try:
-        return parse_hyperparameters(row.hyperparameters or {}, family=model_family(row.base_model_id))
+        return parse_hyperparameters({**(row.hyperparameters or {}), **chosen}, family=model_family(row.base_model_id))
     except InvalidInput:  # stored by an older version with other rules: show the defaults rather than fail the listing
         return Hyperparameters()
 
