@@ -14,7 +14,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api_server import ShapeChecker
+from tests.api_server import ShapeChecker, tuneforge
 from tuneforge.knowledge.generate import cite, clean_prefix
 from tuneforge.knowledge.stores.base import Hit, StoredChunk
 
@@ -259,7 +259,24 @@ def test_the_stream_answers_what_retrieve_and_generate_answers(agent_runtime, kb
     assert code(err.value) == ("ResourceNotFoundException", 404)
 
 
+def test_a_reranker_reads_as_bedrock_lists_its_rerank_models(server):
+    details = server.client("bedrock").get_foundation_model(modelIdentifier="tiny.reranker")["modelDetails"]
+    assert details["outputModalities"] == ["TEXT"] and details["inferenceTypesSupported"] == ["ON_DEMAND"]
+    assert details["responseStreamingSupported"] is False and details["customizationsSupported"] == []
+
+
 # ---- no server ----------------------------------------------------------------------------------------------------
+def test_models_add_registers_a_cross_encoder_as_a_reranker(tmp_path, tiny_reranker_dir, tiny_model_dir):
+    import json
+
+    home = tmp_path / "home"
+    added = json.loads(tuneforge(home, "models", "add", "my.reranker", str(tiny_reranker_dir), "--reranker", "--json").stdout)
+    assert added["modelDetails"]["outputModalities"] == ["TEXT"]
+    assert "my.reranker" in tuneforge(home, "models", "list", "--output-modality", "RERANK").stdout
+    with pytest.raises(AssertionError, match="not a cross-encoder"):  # a causal LM is no reranker
+        tuneforge(home, "models", "add", "not.reranker", str(tiny_model_dir), "--reranker")
+
+
 @pytest.mark.parametrize("raw", [
     "  Brokers register [1]. Exchanges [2][1] file rules.  [3]",
     "Text [12] more [1234] and [9",
