@@ -28,8 +28,8 @@ class Modality(StrEnum):
     IMAGE = "IMAGE"
     EMBEDDING = "EMBEDDING"
     # tuneforge-only: a reranker (a cross-encoder scoring query-passage pairs). Bedrock's ModelModality has no
-    # such value and its ListFoundationModels reports amazon.rerank-v1:0 and cohere.rerank-v3-5:0 as TEXT, so the
-    # wire says TEXT (`wire_modality`); kept apart inside, every check that a model generates text
+    # such value (TEXT, IMAGE, EMBEDDING) and lists its rerank models as TEXT, so the wire says TEXT
+    # (`wire_modality`); kept apart inside, every check that a model generates text
     # (TEXT in output_modalities) refuses a reranker without knowing of it
     RERANK = "RERANK"
 
