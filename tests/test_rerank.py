@@ -292,3 +292,50 @@ def test_streamed_text_is_always_a_prefix_of_the_cited_answer(raw):
         assert clean.startswith(sent)  # never takes back what it sent
         sent = clean
     assert not re.search(r"\[\d{1,3}\]", answer)
+
+
+@pytest.mark.slow  # an embedding worker process
+def test_pages_neither_repeat_nor_skip_across_an_ingestion(tmp_path, monkeypatch, tiny_embedder_dir):
+    """A chunk added above the page boundary, or one served on page 1 deleted, between two calls: page 2 still
+    continues after the last chunk page 1 served (the token's anchor), not at a position that moved."""
+    from tuneforge.catalog.service import Catalog
+    from tuneforge.db import open_database
+    from tuneforge.knowledge.ingest import SOURCE_URI
+    from tuneforge.knowledge.retrieve import Retriever
+    from tuneforge.knowledge.service import KnowledgeBaseService
+    from tuneforge.models.specs import embedding_spec
+    from tuneforge.serving.client import WorkerProcess
+    from tuneforge.settings import load_settings
+    from tuneforge.wire.knowledge import knowledge_base_request, retrieval_configuration
+
+    monkeypatch.setenv("TUNEFORGE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TUNEFORGE_DATABASE_URL", raising=False)
+    settings = load_settings()
+    catalog = Catalog(settings, open_database(settings.database_url))
+    catalog.add("tiny.embedder", str(tiny_embedder_dir), embedding=True)
+    kbs = KnowledgeBaseService(settings, catalog.sessions, catalog)
+    kb = kbs.create_knowledge_base(knowledge_base_request({"name": "pages", "roleArn": ROLE, "knowledgeBaseConfiguration": {
+        "type": "VECTOR", "vectorKnowledgeBaseConfiguration": {"embeddingModelArn": "tiny.embedder"}}}))
+    query = "who registers with the Commission?"
+    with WorkerProcess(embedding_spec(catalog, "tiny.embedder")) as embedder:
+        retriever = Retriever(kbs, embedder_for=lambda _m: embedder.embed)
+        _, store = retriever.store(kb.knowledge_base_id)  # the retriever's own store: it sees every write at once
+
+        def put(name: str, text: str) -> None:
+            store.replace_document(name, [StoredChunk(name, name, text, text, {SOURCE_URI: name}, embedder.embed([text])[0])])
+
+        for name, (text, _) in DOCS.items():
+            put(name, text)
+        two = retrieval_configuration({"vectorSearchConfiguration": {"numberOfResults": 2}})
+        whole = [h.chunk.chunk_id for h in retriever.retrieve(kb.knowledge_base_id, query, retrieval_configuration(
+            {"vectorSearchConfiguration": {"numberOfResults": 6}})).hits]
+        first = retriever.retrieve(kb.knowledge_base_id, query, two)
+        assert [h.chunk.chunk_id for h in first.hits] == whole[:2] and first.next_token
+
+        put("new.txt", query)  # the query itself: it ranks first, above everything page 1 served
+        second = retriever.retrieve(kb.knowledge_base_id, query, two, next_token=first.next_token)
+        assert [h.chunk.chunk_id for h in second.hits] == whole[2:4]
+        store.delete_document(whole[0])  # a chunk page 1 served leaves: the rest moves up one place
+        again = retriever.retrieve(kb.knowledge_base_id, query, two, next_token=first.next_token)
+        assert [h.chunk.chunk_id for h in again.hits] == whole[2:4]
+        retriever.close()
