@@ -27,7 +27,8 @@ through: SEMANTIC, every chunk by cosine (ties by chunk id); HYBRID, the fusion 
 of the first page (`hybrid_depth(numberOfResults)`, at least 100 each: deeper fusion would rescore the chunks
 already served); reranked, the numberOfResults candidates in the reranker's order. The token holds where the
 last page ended and its last chunk: the next page starts after that chunk wherever it now ranks, so chunks
-ingested or deleted between two calls neither repeat a result nor skip one still ranked below. A token is
+ingested or deleted between two calls neither repeat a result nor skip one still ranked below (SEMANTIC looks for
+that chunk a page deeper than where it was; moved further, or deleted, the page starts where it was). A token is
 bound to its request (knowledge base, query, configuration): with another, or altered, it is a
 ValidationException.
 """
