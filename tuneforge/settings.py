@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     auth: bool = Field(default=True, description="require signed (SigV4) or bearer-authenticated API calls")
     clock_skew_seconds: int = Field(default=300, ge=1, le=86_400, description="allowed signing-time skew")
     max_request_bytes: int = Field(default=16 << 20, ge=1024, description="largest request body accepted")
+    max_upload_bytes: int = Field(default=512 << 20, ge=1024, description="largest file accepted by POST /v1/files (OpenAI's limit)")
 
     @field_validator("home")
     @classmethod

@@ -51,11 +51,13 @@ class MeteredWorker:
             await deltas.aclose()  # at once, not when collected: it frees the worker's batch slot
 
 
-async def resolve(s: Services, model_id: str, *, field: str = "modelId") -> tuple[MeteredWorker, BodyFormat | None]:
-    """The worker serving `model_id` and the body family it speaks (None: either, by the body).
+async def resolve(s: Services, model_id: str, *, field: str = "modelId",
+                  custom_on_demand: bool = False) -> tuple[MeteredWorker, BodyFormat | None]:
+    """The worker serving `model_id` and the body family it speaks (None: either, by the body). `custom_on_demand`:
+    a custom model named directly is served on demand (OpenAI's fine_tuned_model) instead of refused (Bedrock's).
 
     In a thread: the lookup reads the database, and a model loading on first use is waited for there."""
-    return await run_in_threadpool(_resolve, s, model_id, field)
+    return await run_in_threadpool(_resolve, s, model_id, field, custom_on_demand)
 
 
 def resolve_blocking(s: Services, model_id: str, *, field: str = "modelId") -> MeteredWorker:
@@ -63,8 +65,8 @@ def resolve_blocking(s: Services, model_id: str, *, field: str = "modelId") -> M
     return _resolve(s, model_id, field)[0]
 
 
-def _resolve(s: Services, model_id: str, field: str) -> tuple[MeteredWorker, BodyFormat | None]:
-    found = s.resolver.target(model_id, field=field)
+def _resolve(s: Services, model_id: str, field: str, custom_on_demand: bool = False) -> tuple[MeteredWorker, BodyFormat | None]:
+    found = s.resolver.target(model_id, field=field, custom_on_demand=custom_on_demand)
     return MeteredWorker(found.worker, s.metrics, found.model_id), found.body_format
 
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from tuneforge.api.metrics import ApiMetrics
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database
+from tuneforge.files.service import FileService
 from tuneforge.ids import ArnType
 from tuneforge.inference.spec import Capacity
 from tuneforge.jobs.service import JobService
@@ -16,6 +17,7 @@ from tuneforge.knowledge.rerank import Reranker
 from tuneforge.knowledge.retrieve import Retriever
 from tuneforge.knowledge.service import KnowledgeBaseService
 from tuneforge.models.specs import embedding_spec, reranker_spec
+from tuneforge.processes.reconciler import Reconciler
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.registry.tags import ResourceTags
 from tuneforge.security.audit import AuditLog
@@ -46,6 +48,8 @@ class Services:
     tags: ResourceTags
     metrics: ApiMetrics
     resolver: Resolver
+    files: FileService
+    reconciler: Reconciler
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":
@@ -83,9 +87,11 @@ class Services:
         })
         return cls(settings, catalog, jobs, registry, pool, deployments, custom_deployments, supervisor, knowledge, retriever, reranker,
                    AccessKeys(settings, sessions), AuditLog(sessions), tags, metrics,
-                   Resolver(deployments.models, pool, supervisor, custom_deployments))
+                   Resolver(deployments.models, pool, supervisor, custom_deployments), FileService(settings, sessions),
+                   Reconciler([jobs.reconcile, knowledge.reconcile]).start())
 
     def close(self) -> None:
+        self.reconciler.close()
         self.supervisor.close()
         self.retriever.close()
         self.pool.close()

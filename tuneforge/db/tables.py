@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, Dialect, ForeignKey, Integer, MetaData, String, TypeDecorator
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Dialect, ForeignKey, Integer, MetaData, String, TypeDecorator
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -156,6 +156,11 @@ class CustomizationJobRow(Timestamps, Base):
     host: Mapped[str | None] = mapped_column(String(255), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # set when the job came through OpenAI's /v1/fine_tuning/jobs: the uploaded files it trains on, its suffix and metadata
+    training_file_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    validation_file_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    suffix: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    job_metadata: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class JobSlotRow(Base):
@@ -357,3 +362,16 @@ class AuditEventRow(Base):
     resource: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     status_code: Mapped[int] = mapped_column(Integer)
     error_code: Mapped[str | None] = mapped_column(String(80), nullable=True)
+
+
+class FileRow(Timestamps, Base):
+    """An uploaded file (OpenAI's /v1/files): its bytes live at `uri`, checked line by line for its purpose on upload."""
+
+    __tablename__ = "files"
+
+    file_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    purpose: Mapped[str] = mapped_column(String(40), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    records: Mapped[int] = mapped_column(Integer)  # JSON lines it holds
+    uri: Mapped[str] = mapped_column(String(1024))

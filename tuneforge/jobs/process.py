@@ -93,7 +93,10 @@ class JobProcess:
 
     # ---- the job --------------------------------------------------------------------------------
     def run(self) -> None:
-        if self.job.status != JobStatus.IN_PROGRESS.value:  # stopped or ended before this process started
+        if self.job.status == JobStatus.STOPPING.value:  # stopped before this process started: nobody else would end it
+            self.finish(JobStatus.STOPPED, StageStatus.STOPPED)
+            return
+        if self.job.status != JobStatus.IN_PROGRESS.value:  # ended before this process started
             print(f"job {self.job_id} is {self.job.status}: nothing to do", flush=True)
             return
         me = this_process()

@@ -86,7 +86,10 @@ class JobService:
                 ).first()
             if existing is not None:  # a retry of a request we already took: same job, not a conflict
                 return existing
-        base = self.catalog.resolve(request.base_model_identifier)
+        try:
+            base = self.catalog.resolve(request.base_model_identifier)
+        except NotFound as exc:
+            raise NotFound(exc.message, field="baseModelIdentifier") from None
         if Customization(request.customization_type) not in base.customizations_supported:
             supported = ", ".join(base.customizations_supported) or "no customization"
             raise InvalidInput(
@@ -120,6 +123,10 @@ class JobService:
             kms_key_id=request.kms_key_id,
             job_tags=[{"key": k, "value": v} for k, v in request.job_tags],
             custom_model_tags=[{"key": k, "value": v} for k, v in request.custom_model_tags],
+            training_file_id=request.training_file_id,
+            validation_file_id=request.validation_file_id,
+            suffix=request.suffix,
+            job_metadata=dict(request.metadata) if request.metadata is not None else None,
             status=JobStatus.IN_PROGRESS.value,
             status_details=initial_details(now),
             progress={},

@@ -37,6 +37,11 @@ class JobRequest:
     kms_key_id: str | None = None
     job_tags: tuple[tuple[str, str], ...] = ()
     custom_model_tags: tuple[tuple[str, str], ...] = ()
+    # OpenAI's /v1/fine_tuning/jobs: the uploaded files the job trains on, its suffix and metadata (None from Bedrock's API)
+    training_file_id: str | None = None
+    validation_file_id: str | None = None
+    suffix: str | None = None
+    metadata: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         problems: list[tuple[str, str]] = []

@@ -6,7 +6,9 @@ module only picks the worker:
 - A foundation model (id, ARN or alias) is served on demand by the worker pool.
 - An on-demand custom model deployment (its ARN) is served by the worker pool, which loads its custom model on first
   use (tuneforge.serving.custom_deployments).
-- A custom model named directly is refused with the way to serve it, as in Bedrock: through a deployment.
+- A custom model named directly is refused with the way to serve it, as in Bedrock: through a deployment; except for
+  OpenAI's API, where a fine-tuned model is usable by its name at once (`custom_on_demand`), from the same pool worker
+  its deployments would use.
 Body family: a Bedrock model id (meta.llama*, amazon.titan-text*) speaks only its own, as in Bedrock; any other
 id and every provisioned model take either family, told apart by the body (`body_format` None).
 """
@@ -40,13 +42,15 @@ class Resolver:
     supervisor: Supervisor
     on_demand: CustomModelDeployments
 
-    def target(self, model_id: str, *, field: str = "modelId") -> Target:
+    def target(self, model_id: str, *, field: str = "modelId", custom_on_demand: bool = False) -> Target:
         arn = parse_arn(model_id)
         if arn is not None and arn.type is ArnType.CUSTOM_MODEL_DEPLOYMENT:
             return self._on_demand(model_id, field)
         found = self.models.find(model_id)
         if isinstance(found, ProvisionedRef):
             return Target(self.supervisor.route(found.row), found.row.provisioned_model_name, None)
+        if isinstance(found, CustomRef) and custom_on_demand:
+            return Target(self._custom_worker(found), found.row.model_name, None)
         # a custom-model ARN is refused whether or not it exists: the answer is the same (Bedrock's)
         if isinstance(found, CustomRef) or (arn is not None and arn.type is ArnType.CUSTOM_MODEL):
             raise InvalidInput(
@@ -66,6 +70,8 @@ class Resolver:
         if deployment is None:
             raise NotFound(f"no custom model deployment {model_id!r}: see ListCustomModelDeployments", field=field)
         model = self.models.resolve(deployment.model_arn, kinds=(Kind.CUSTOM,), field=field)
-        # keyed by the custom model: deployments of one model share its worker, as foundation models do
-        worker = self.pool.get(f"custom:{model.arn}", lambda: self.models.worker_spec(model))
-        return Target(worker, deployment.deployment_name, None)
+        return Target(self._custom_worker(model), deployment.deployment_name, None)
+
+    def _custom_worker(self, model: CustomRef) -> WorkerProcess:
+        # keyed by the custom model: deployments of one model (and its OpenAI name) share its worker, as foundation models do
+        return self.pool.get(f"custom:{model.arn}", lambda: self.models.worker_spec(model))

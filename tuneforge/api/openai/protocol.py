@@ -120,3 +120,42 @@ def parse(cls: type[_Wire], body: bytes) -> _Wire:
         where = ".".join(str(p) for p in first["loc"]) or "body"
         more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
         raise InvalidInput(f"{where}: {first['msg']}{more}", field=where) from None
+
+
+# ---- fine-tuning ------------------------------------------------------------------------------------------------
+class FineTuningHyperparameters(_Wire):
+    n_epochs: Literal["auto"] | int | None = None
+    batch_size: Literal["auto"] | int | None = None
+    learning_rate_multiplier: Literal["auto"] | float | None = None
+
+
+class SupervisedMethod(_Wire):
+    hyperparameters: FineTuningHyperparameters | None = None
+
+
+class FineTuningMethod(_Wire):
+    type: Literal["supervised", "dpo", "reinforcement"]
+    supervised: SupervisedMethod | None = None
+
+
+class FineTuningJobRequest(_Wire):
+    model: str = Field(min_length=1)
+    training_file: str = Field(min_length=1)
+    validation_file: str | None = None
+    suffix: str | None = Field(default=None, min_length=1, max_length=64)
+    hyperparameters: FineTuningHyperparameters | None = None
+    method: FineTuningMethod | None = None
+    seed: int | None = Field(default=None, ge=0, le=2_147_483_647)
+    metadata: dict[str, str] | None = None
+    integrations: list[dict] | None = None
+
+    def chosen_hyperparameters(self) -> FineTuningHyperparameters:
+        """The hyperparameters given at the top level (deprecated by OpenAI) or in method.supervised, not both."""
+        if self.method is not None and self.method.type != "supervised":
+            raise InvalidInput(f"method.type: tuneforge's /v1/fine_tuning/jobs runs 'supervised' fine-tuning; "
+                               f"{self.method.type!r} is not available", field="method.type")
+        nested = self.method.supervised.hyperparameters if self.method and self.method.supervised else None
+        if nested is not None and self.hyperparameters is not None:
+            raise InvalidInput("hyperparameters: give them in method.supervised.hyperparameters or at the top level, not both",
+                               field="hyperparameters")
+        return nested or self.hyperparameters or FineTuningHyperparameters()

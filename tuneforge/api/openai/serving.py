@@ -30,11 +30,22 @@ from tuneforge.serving.deployments import DeploymentStatus
 def list_models(s: Services) -> dict:
     deployments = [{"id": d.provisioned_model_name, "object": "model", "created": int(d.created_at.timestamp()), "owned_by": "provisioned"}
                    for d in s.deployments.list(status=DeploymentStatus.IN_SERVICE.value).deployments]
-    return {"object": "list", "data": [_model(m) for m in s.catalog.list(output_modality=Modality.TEXT)] + deployments}
+    custom = [_custom(m) for m in s.registry.list(status="Active").models]
+    return {"object": "list", "data": [_model(m) for m in s.catalog.list(output_modality=Modality.TEXT)] + custom + deployments}
 
 
 def get_model(s: Services, model_id: str) -> dict:
-    return _model(s.catalog.get(model_id))
+    try:
+        return _model(s.catalog.get(model_id))
+    except NotFound:
+        try:
+            return _custom(s.registry.get(model_id))
+        except NotFound:
+            raise NotFound(f"no model {model_id!r}: see GET /v1/models", field="model") from None
+
+
+def _custom(m) -> dict:
+    return {"id": m.model_name, "object": "model", "created": int(m.created_at.timestamp()), "owned_by": "user"}
 
 
 def _model(m) -> dict:
@@ -42,7 +53,8 @@ def _model(m) -> dict:
 
 
 async def _worker(s: Services, model: str) -> MeteredWorker:
-    return (await resolve(s, model, field="model"))[0]
+    # a fine-tuned model is served by its name at once, as OpenAI's fine_tuned_model is
+    return (await resolve(s, model, field="model", custom_on_demand=True))[0]
 
 
 def _usage(result: GenerationResult) -> dict:
