@@ -5,6 +5,7 @@ plain reciprocal-rank fusion of the same two rankings, same run.
     python bench/retrieval.py --split ADGM --distractors 300 --limit 50
     python bench/retrieval.py --postgres-url postgresql://... --redis-url redis://...   # every store, same data
     python bench/retrieval.py --split ADGM --distractors 5 --limit 5              # smoke run (CI)
+    python bench/retrieval.py --reranker ~/models/ms-marco-MiniLM-L6-v2          # + a HYBRID+RERANK row
 
 Corpus: every gold passage (source and target) of an XRefRAG dev split (xrefrag/ in the shared data: ../shared/data
 beside the repository, or $TUNEFORGE_SHARED_DATA), one chunk each, plus optionally `--distractors` documents of
@@ -19,6 +20,11 @@ reference HYBRID must reach: plain reciprocal-rank fusion (1 / (60 + rank), summ
 rankings, written out here rather than taken from tuneforge. HYBRID is tuneforge.knowledge.retrieve.hybrid_search
 called as Retrieve calls it, once per cutoff with numberOfResults = 5, 10 and --depth, so its candidate depth is
 the one a client gets. The ratio columns are recall@10 and MRR over BM25's.
+
+With `--reranker PATH` (a cross-encoder directory, as `tuneforge models add ID PATH --reranker` takes it), a
+HYBRID+RERANK row: Retrieve with a rerankingConfiguration, i.e. HYBRID with numberOfResults =
+`--rerank-candidates`, reread by the reranker in a worker process (tuneforge.knowledge.rerank, as the server
+calls it) and cut at each cutoff. Nothing pretrained ships offline, so this row only appears when one is given.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ import numpy as np  # noqa: E402
 
 from tuneforge.catalog.builtin import DEFAULT_EMBEDDING_MODEL_ID, package_path  # noqa: E402
 from tuneforge.inference.spec import WorkerSpec  # noqa: E402
+from tuneforge.knowledge.requests import RerankingSettings  # noqa: E402
+from tuneforge.knowledge.rerank import Reranker  # noqa: E402
 from tuneforge.knowledge.retrieve import hybrid_search  # noqa: E402
 from tuneforge.knowledge.stores import SqliteStore, StoredChunk, VectorStore  # noqa: E402
 from tuneforge.serving.client import WorkerProcess  # noqa: E402
@@ -96,7 +104,8 @@ def ratio(value: float, baseline: float) -> float:
 
 
 def evaluate(store: VectorStore, passages: dict[str, str], vectors: np.ndarray, items: list[dict],
-             questions: np.ndarray, depth: int) -> dict[str, dict[int, list[list[str]]]]:
+             questions: np.ndarray, depth: int, reranker: Reranker | None = None,
+             candidates: int = 50) -> dict[str, dict[int, list[list[str]]]]:
     """name -> cutoff -> one ranking (chunk ids) per question; a row without cutoffs of its own uses one ranking."""
     for (cid, text), vector in zip(passages.items(), vectors, strict=True):
         store.replace_document(cid, [StoredChunk(cid, cid, text, text, {}, vector)])
@@ -111,6 +120,11 @@ def evaluate(store: VectorStore, passages: dict[str, str], vectors: np.ndarray, 
         for cutoff in cutoffs:
             hits = hybrid_search(store, query, item["question"], k=cutoff)
             runs["HYBRID"].setdefault(cutoff, []).append([h.chunk.chunk_id for h in hits])
+        if reranker is not None:  # one reranked ranking of the candidates; each cutoff is numberOfRerankedResults
+            first = hybrid_search(store, query, item["question"], k=candidates)
+            reranked = [h.chunk.chunk_id for h in reranker.rerank_hits(item["question"], first, RerankingSettings("bench", "--reranker"))]
+            for cutoff in cutoffs:
+                runs.setdefault("HYBRID+RERANK", {}).setdefault(cutoff, []).append(reranked[:cutoff])
     return runs
 
 
@@ -119,10 +133,10 @@ def report(label: str, runs: dict[str, dict[int, list[list[str]]]], items: list[
                     ndcg(by_cutoff[10], items, 10)] for name, by_cutoff in runs.items()}
     columns = [*(f"recall@{k}" for k in CUTOFFS), "MRR", "nDCG@10"]
     print(f"\n{label}")
-    print(f"{'search':<10}" + "".join(f"{c:>10}" for c in columns) + f" {'recall x BM25':>14} {'MRR x BM25':>11}")
+    print(f"{'search':<14}" + "".join(f"{c:>10}" for c in columns) + f" {'recall x BM25':>14} {'MRR x BM25':>11}")
     base = table["BM25"]
     for name, row in table.items():
-        print(f"{name:<10}" + "".join(f"{v:>10.3f}" for v in row) +
+        print(f"{name:<14}" + "".join(f"{v:>10.3f}" for v in row) +
               f" {ratio(row[1], base[1]):>14.2f} {ratio(row[2], base[2]):>11.2f}")
     hybrid, reference = table["HYBRID"], table["RRF"]
     print("HYBRID - RRF: " + ", ".join(f"{c} {h - r:+.3f}" for c, h, r in zip(columns, hybrid, reference)))
@@ -136,7 +150,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="first N questions only (0: all)")
     parser.add_argument("--postgres-url", help="also measure PgVectorStore (a table made and dropped here)")
     parser.add_argument("--redis-url", help="also measure RedisStore (an index made and dropped here)")
+    parser.add_argument("--reranker", type=Path, help="a cross-encoder directory: adds the HYBRID+RERANK row")
+    parser.add_argument("--rerank-candidates", type=int, default=50, help="numberOfResults the reranker rereads (1-100)")
     args = parser.parse_args()
+    if not 1 <= args.rerank_candidates <= 100 or args.rerank_candidates < args.depth:
+        parser.error(f"--rerank-candidates must be from --depth ({args.depth}) to 100, as Retrieve's numberOfResults")
     require(*(["psycopg2"] if args.postgres_url else []), *(["redis"] if args.redis_url else []))
 
     passages, items = load(args.split, args.distractors)
@@ -150,6 +168,8 @@ def main() -> None:
     print(f"{args.split}: {len(items)} questions, {len(passages)} passages ({args.distractors} uscode distractors), "
           f"embedded in {embed_seconds:.1f}s on {worker.info.device}")
 
+    reranking = WorkerProcess(WorkerSpec("bench-reranker", str(args.reranker.expanduser().resolve()), task="rerank")) if args.reranker else None
+    reranker = Reranker(scorer_for=lambda _model, _field: reranking.rerank) if reranking else None
     with tempfile.TemporaryDirectory() as tmp:
         stores: list[tuple[str, Callable[[], VectorStore]]] = [
             ("SqliteStore (FTS5 BM25)", lambda: SqliteStore(Path(tmp) / "bench.sqlite", vectors.shape[1], "bench"))]
@@ -167,10 +187,13 @@ def main() -> None:
             store = make()
             store.open()
             try:
-                report(label, evaluate(store, passages, vectors, items, questions, args.depth), items, args.depth)
+                report(label, evaluate(store, passages, vectors, items, questions, args.depth, reranker, args.rerank_candidates),
+                       items, args.depth)
             finally:
                 store.drop()
                 store.close()
+    if reranking is not None:
+        reranking.close()
 
 
 if __name__ == "__main__":

@@ -46,6 +46,14 @@ def tiny_embedder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_embedder(tmp_path_factory.mktemp("tiny-embedder"))
 
 
+@pytest.fixture(scope="session")
+def tiny_reranker_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-init cross-encoder with all-MiniLM-L6-v2's tokenizer (tests/tiny_reranker.py)."""
+    from tests.tiny_reranker import build_tiny_reranker
+
+    return build_tiny_reranker(tmp_path_factory.mktemp("tiny-reranker"))
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh TUNEFORGE_HOME for code and subprocesses that read the environment."""
@@ -64,12 +72,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # ---- tuneforge serve ------------------------------------------------------------------------------------------------
 @contextmanager
 def server_setup(request: pytest.FixtureRequest, root: Path, *, aliases: dict[str, str] | None = None, embedder: bool = False,
-                 unloadable: tuple[str, ...] = (), env: dict[str, str] | None = None, no_auth: bool = False) -> Iterator[Server]:
+                 reranker: bool = False, unloadable: tuple[str, ...] = (), env: dict[str, str] | None = None, no_auth: bool = False) -> Iterator[Server]:
     """`tuneforge serve` on `root/home` (SQLite), the tiny model registered as "tiny"; stopped, with any job it left
     running, on exit.
 
     aliases     Bedrock model ids mapped onto catalog models, e.g. {"meta.llama2-13b-chat-v1": "tiny"}
     embedder    also register the tiny sentence-transformers model as "tiny.embedder" (knowledge bases)
+    reranker    also register the tiny cross-encoder as "tiny.reranker" (Rerank, rerankingConfiguration)
     unloadable  model ids registered as copies of "tiny" whose weights are then deleted: they cannot load
     env         extra environment of the server process (TUNEFORGE_MAX_QUEUE, ...)
     no_auth     `serve --no-auth`; `server.key` is then a placeholder
@@ -82,6 +91,8 @@ def server_setup(request: pytest.FixtureRequest, root: Path, *, aliases: dict[st
     catalog.add("tiny", str(tiny))
     if embedder:
         catalog.add("tiny.embedder", str(request.getfixturevalue("tiny_embedder_dir")), embedding=True)
+    if reranker:
+        catalog.add("tiny.reranker", str(request.getfixturevalue("tiny_reranker_dir")), reranker=True)
     for model_id in unloadable:
         copy = root / f"{model_id}-model"
         shutil.copytree(tiny, copy)

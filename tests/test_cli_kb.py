@@ -10,7 +10,7 @@ from tests.test_cli import run
 
 
 @pytest.mark.slow  # CLI processes, an ingestion process and model workers
-def test_kb_commands_end_to_end(home, tmp_path, tiny_model_dir, tiny_embedder_dir):
+def test_kb_commands_end_to_end(home, tmp_path, tiny_model_dir, tiny_embedder_dir, tiny_reranker_dir):
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "brokers.md").write_text("# Brokers\n\nEvery broker or dealer must register with the Commission before trading.")
@@ -33,6 +33,11 @@ def test_kb_commands_end_to_end(home, tmp_path, tiny_model_dir, tiny_embedder_di
     found = json.loads(run("kb", "retrieve", "laws", "broker register", "--hybrid", "-k", "1", "--json").stdout)["retrievalResults"]
     assert found[0]["metadata"]["x-amz-bedrock-kb-source-uri"].endswith("brokers.md")
     assert "brokers.md" in run("kb", "retrieve", "laws", "broker register", "--hybrid", "-k", "1").stdout
+    run("models", "add", "tiny.reranker", str(tiny_reranker_dir), "--reranker")
+    reranked = json.loads(run("kb", "retrieve", "laws", "broker register", "-k", "2", "--reranker", "tiny.reranker", "--json").stdout)
+    assert len(reranked["retrievalResults"]) == 2 and reranked["retrievalResults"][0]["score"] >= reranked["retrievalResults"][1]["score"]
+    not_one = run("kb", "retrieve", "laws", "broker", "--reranker", "tiny.embedder", check=False)
+    assert not_one.returncode == 2 and "--reranker" in not_one.stderr and "not a reranker" in not_one.stderr
 
     # a conversation: two questions on stdin share one session; the follow-up is rewritten before searching
     answers = run("kb", "ask", "laws", "--model", "tiny", "-k", "1", "--max-tokens", "8", "--json",

@@ -24,7 +24,7 @@ from tuneforge.models.specs import embedding_spec, foundation_spec
 from tuneforge.knowledge.stores.base import Hit, StoredChunk
 from tuneforge.serving.client import WorkerProcess
 from tuneforge.settings import load_settings
-from tuneforge.wire.knowledge import data_source_request, knowledge_base_request
+from tuneforge.wire.knowledge import data_source_request, knowledge_base_request, retrieval_configuration
 
 ROLE = "arn:aws:iam::123456789012:role/kb"
 USCODE = Path("/work/shared/data/uscode-securities/title-15")
@@ -89,8 +89,8 @@ def test_sessions_rewriting_templates_and_citations(rag):
     # the tiny model reads 256 tokens: one result and a short answer keep the default prompt within it
     # a filter pins the passage (its sentence is in the tiny tokenizer's corpus, so few tokens): the prompt's
     # length must not hang on a tie in the random embeddings
-    config = {"vectorSearchConfiguration": {"numberOfResults": 1, "overrideSearchType": "HYBRID",
-                                            "filter": {"stringContains": {"key": SOURCE_URI, "value": "hotel"}}}}
+    config = retrieval_configuration({"vectorSearchConfiguration": {"numberOfResults": 1, "overrideSearchType": "HYBRID",
+                                                              "filter": {"stringContains": {"key": SOURCE_URI, "value": "hotel"}}}})
     gen = {"inferenceConfig": {"textInferenceConfig": {"maxTokens": 16, "temperature": 0}}}
     first = service.retrieve_and_generate("Who checks in at the hotel?", kb_id=kb_id, model_id="tiny",
                                           retrieval_configuration=config, generation_configuration=gen)
@@ -173,7 +173,7 @@ def test_real_models_answer_from_real_statutes(tmp_path, monkeypatch):
         heading = next(line for line in (folder / picked[3]).read_text().splitlines() if line.startswith("#### "))
         question = heading.split(". ", 1)[-1].strip()  # the section's title, without its number
         retriever = Retriever(kbs, embedder_for=lambda _m: embedder.embed)
-        top = retriever.retrieve(kb_id, question, {"vectorSearchConfiguration": {"numberOfResults": 3}})
+        top = retriever.retrieve(kb_id, question, retrieval_configuration({"vectorSearchConfiguration": {"numberOfResults": 3}})).results
         assert any(r["metadata"][SOURCE_URI].endswith(picked[3]) for r in top), (question, [r["metadata"][SOURCE_URI] for r in top])
         service = RagService(sessions, retriever, generator_for=lambda _m: generator.generate)
         answer = service.retrieve_and_generate(f"What does this say: {question}?", kb_id=kb_id, model_id="smollm2",
@@ -195,7 +195,7 @@ def test_results_that_do_not_fit_the_context_are_dropped_lowest_first(rag):
     padding = "Answer with care. " * 18  # ~140 tokens of instructions for the tiny tokenizer
     answer = service.retrieve_and_generate(
         "Who registers?", kb_id=kb_id, model_id="tiny",
-        retrieval_configuration={"vectorSearchConfiguration": {"numberOfResults": 3}},
+        retrieval_configuration=retrieval_configuration({"vectorSearchConfiguration": {"numberOfResults": 3}}),
         generation_configuration={"promptTemplate": {"textPromptTemplate": padding + "$search_results$\nQ: $query$"},
                                   "inferenceConfig": {"textInferenceConfig": {"maxTokens": 4, "temperature": 0}}})
     shown = [len(re.findall(r"^\[\d+\] ", r.messages[0].content.split("\nQ: ")[0].replace(padding, "\n"), re.M)) for r in recorder.requests]

@@ -28,7 +28,7 @@ from tuneforge.knowledge.stores.base import Hit, StoredChunk
 from tuneforge.models.specs import embedding_spec
 from tuneforge.serving.client import WorkerProcess
 from tuneforge.settings import load_settings
-from tuneforge.wire.knowledge import data_source_request, knowledge_base_request
+from tuneforge.wire.knowledge import data_source_request, knowledge_base_request, retrieval_configuration
 
 ROLE = "arn:aws:iam::123456789012:role/kb"
 TIMEOUT = 120
@@ -268,22 +268,23 @@ def test_ingestion_job_process_on_s3_then_retrieve(services, embedder, s3_env):
 
     retriever = Retriever(kbs, embedder_for=lambda model_id: embedder.embed)
     try:
-        semantic = retriever.retrieve(kb_id, "who must register with the Commission?", {"vectorSearchConfiguration": {"numberOfResults": 2}})
+        semantic = retriever.retrieve(kb_id, "who must register with the Commission?", retrieval_configuration(
+            {"vectorSearchConfiguration": {"numberOfResults": 2}})).results
         assert len(semantic) == 2 and semantic[0]["score"] >= semantic[1]["score"]
-        hybrid = retriever.retrieve(kb_id, "broker dealer register", {"vectorSearchConfiguration": {
-            "numberOfResults": 3, "overrideSearchType": "HYBRID"}})
+        hybrid = retriever.retrieve(kb_id, "broker dealer register", retrieval_configuration({"vectorSearchConfiguration": {
+            "numberOfResults": 3, "overrideSearchType": "HYBRID"}})).results
         top = hybrid[0]
         assert top["metadata"][SOURCE_URI] == f"{s3_env}/kb/brokers.md"  # BM25 finds the exact words, fused first
         assert top["location"] == {"type": "S3", "s3Location": {"uri": f"{s3_env}/kb/brokers.md"}}
         assert "register" in top["content"]["text"] and top["metadata"]["topic"] == "brokers"
-        filtered = retriever.retrieve(kb_id, "the hotel guest", {"vectorSearchConfiguration": {
-            "numberOfResults": 5, "filter": {"equals": {"key": "topic", "value": "brokers"}}}})
+        filtered = retriever.retrieve(kb_id, "the hotel guest", retrieval_configuration({"vectorSearchConfiguration": {
+            "numberOfResults": 5, "filter": {"equals": {"key": "topic", "value": "brokers"}}}})).results
         assert filtered and all(r["metadata"]["topic"] == "brokers" for r in filtered)
         with pytest.raises(InvalidInput) as err:
-            retriever.retrieve(kb_id, "x", {"vectorSearchConfiguration": {"filter": {"equals": {"key": "topic"}}}})
+            retrieval_configuration({"vectorSearchConfiguration": {"filter": {"equals": {"key": "topic"}}}})
         assert err.value.field == "retrievalConfiguration.vectorSearchConfiguration.filter.equals.value"
         with pytest.raises(InvalidInput) as err:
-            retriever.retrieve(kb_id, "x", {"vectorSearchConfiguration": {"numberOfResults": 101}})
+            retrieval_configuration({"vectorSearchConfiguration": {"numberOfResults": 101}})
         assert err.value.field.endswith("numberOfResults")
     finally:
         retriever.close()

@@ -66,6 +66,14 @@ def test_stream_errors_are_members_of_the_event_stream(operation, member, models
     assert wire.stream_member(errors.ModelFailure("x")) == "modelStreamErrorException"
 
 
+def test_agent_stream_errors_are_members_of_its_event_stream(models):
+    union = models["bedrock-agent-runtime"].operation_model("RetrieveAndGenerateStream").output_shape.members["stream"]
+    for cls in CLASSES:
+        assert wire.agent_stream_member(instance(cls)) in union.members, cls.__name__
+    assert wire.STREAM_DEFAULT in union.members
+    assert wire.agent_stream_member(errors.ModelFailure("x")) == "dependencyFailedException"
+
+
 def test_openai_and_cli_cover_the_tree():
     for cls in CLASSES:
         status, kind, _ = wire.openai(instance(cls))

@@ -13,9 +13,10 @@ from tuneforge.files.service import FileService
 from tuneforge.ids import ArnType
 from tuneforge.inference.spec import Capacity
 from tuneforge.jobs.service import JobService
+from tuneforge.knowledge.rerank import Reranker
 from tuneforge.knowledge.retrieve import Retriever
 from tuneforge.knowledge.service import KnowledgeBaseService
-from tuneforge.models.specs import embedding_spec
+from tuneforge.models.specs import embedding_spec, reranker_spec
 from tuneforge.processes.reconciler import Reconciler
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.registry.tags import ResourceTags
@@ -41,6 +42,7 @@ class Services:
     supervisor: Supervisor
     knowledge: KnowledgeBaseService
     retriever: Retriever
+    reranker: Reranker
     access_keys: AccessKeys
     audit: AuditLog
     tags: ResourceTags
@@ -63,9 +65,16 @@ class Services:
         custom_deployments = CustomModelDeployments(settings, sessions, deployments.models)
         supervisor = Supervisor(deployments, capacity=capacity).start()
         knowledge = KnowledgeBaseService(settings, sessions, catalog)
+        # rerankers: one worker per model in the pool; the spec (a catalog lookup) first, so that a model that is
+        # no reranker is refused naming the request's field before anything loads
+        def reranker_for(model: str, field: str):
+            spec = reranker_spec(catalog, model, field=field)
+            return pool.get(f"reranker:{spec.model_id}", lambda: spec).rerank
+
+        reranker = Reranker(scorer_for=reranker_for)
         # query embeddings: the knowledge base's embedding model, one worker per model in the pool
         retriever = Retriever(knowledge, embedder_for=lambda model_id: pool.get(
-            f"embedding:{model_id}", lambda: embedding_spec(catalog, model_id)).embed)
+            f"embedding:{model_id}", lambda: embedding_spec(catalog, model_id)).embed, reranker=reranker)
         tags = ResourceTags(sessions, {
             ArnType.CUSTOMIZATION_JOB: lambda arn: jobs.get(arn).job_arn,
             ArnType.CUSTOM_MODEL: lambda arn: registry.get(arn).model_arn,
@@ -76,7 +85,7 @@ class Services:
             **{key: w.pending() for key, w in pool.loaded().items()},
             **{f"provisioned:{d}:{i}": w.pending() for d in supervisor.deployment_ids() for i, w in enumerate(supervisor.workers(d))},
         })
-        return cls(settings, catalog, jobs, registry, pool, deployments, custom_deployments, supervisor, knowledge, retriever,
+        return cls(settings, catalog, jobs, registry, pool, deployments, custom_deployments, supervisor, knowledge, retriever, reranker,
                    AccessKeys(settings, sessions), AuditLog(sessions), tags, metrics,
                    Resolver(deployments.models, pool, supervisor, custom_deployments), FileService(settings, sessions),
                    Reconciler([jobs.reconcile, knowledge.reconcile]).start())

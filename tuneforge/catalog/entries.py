@@ -27,6 +27,16 @@ class Modality(StrEnum):
     TEXT = "TEXT"
     IMAGE = "IMAGE"
     EMBEDDING = "EMBEDDING"
+    # tuneforge-only: a reranker (a cross-encoder scoring query-passage pairs). Bedrock's ModelModality has no
+    # such value (TEXT, IMAGE, EMBEDDING) and lists its rerank models as TEXT, so the wire says TEXT
+    # (`wire_modality`); kept apart inside, every check that a model generates text
+    # (TEXT in output_modalities) refuses a reranker without knowing of it
+    RERANK = "RERANK"
+
+
+def wire_modality(modality: Modality) -> str:
+    """What Bedrock's FoundationModelSummary says for `modality`."""
+    return Modality.TEXT.value if modality is Modality.RERANK else modality.value
 
 
 class SourceKind(StrEnum):
@@ -85,7 +95,7 @@ class FoundationModel:
             "modelName": self.model_name,
             "providerName": self.provider_name,
             "inputModalities": [m.value for m in self.input_modalities],
-            "outputModalities": [m.value for m in self.output_modalities],
+            "outputModalities": list(dict.fromkeys(wire_modality(m) for m in self.output_modalities)),
             "responseStreamingSupported": self.response_streaming_supported,
             "customizationsSupported": [c.value for c in self.customizations_supported],
             "inferenceTypesSupported": [t.value for t in self.inference_types_supported],

@@ -27,7 +27,7 @@ from tuneforge.db import session_scope
 from tuneforge.db.tables import FoundationModelRow, ModelAliasRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound, Unavailable
 from tuneforge.ids import ArnType, parse_arn
-from tuneforge.inference.checkpoint import check_checkpoint_dir, context_length
+from tuneforge.inference.checkpoint import check_checkpoint_dir, check_cross_encoder_dir, context_length
 from tuneforge.settings import Settings
 
 MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,139}$")
@@ -112,9 +112,13 @@ class Catalog:
         name: str | None = None,
         provider: str | None = None,
         embedding: bool = False,
+        reranker: bool = False,
         body_format: BodyFormat = BodyFormat.LLAMA2,
     ) -> FoundationModel:
-        """Register a local checkpoint directory or a Hugging Face hub id (downloaded into the data dir)."""
+        """Register a local checkpoint directory or a Hugging Face hub id (downloaded into the data dir): a text
+        generator, a sentence-transformers embedding model (`embedding`) or a cross-encoder reranker (`reranker`)."""
+        if embedding and reranker:
+            raise InvalidInput("a model is an embedding model or a reranker, not both: pass one of the two", field="reranker")
         self._check_new_id(model_id)
         path = Path(source).expanduser()
         if path.exists() or source.startswith(("/", ".", "~")) or not _HUB_ID.match(source):
@@ -126,8 +130,12 @@ class Catalog:
             if not (checkpoint / "modules.json").is_file() and not (checkpoint / "config.json").is_file():
                 raise InvalidInput(f"{str(checkpoint)!r} is not a sentence-transformers directory (no modules.json)", field="source")
             config = {}
+        elif reranker:
+            config = check_cross_encoder_dir(checkpoint)
         else:
             config = check_checkpoint_dir(checkpoint)
+        generates = not (embedding or reranker)
+        output = Modality.EMBEDDING if embedding else Modality.RERANK if reranker else Modality.TEXT
         row = FoundationModelRow(
             model_id=model_id,
             model_name=name or model_id,
@@ -136,11 +144,11 @@ class Catalog:
             source=hub_id or str(checkpoint),
             checkpoint_path=str(checkpoint),
             input_modalities=[Modality.TEXT.value],
-            output_modalities=[(Modality.EMBEDDING if embedding else Modality.TEXT).value],
-            customizations_supported=[] if embedding else [Customization.FINE_TUNING.value, Customization.CONTINUED_PRE_TRAINING.value],
-            inference_types_supported=[InferenceType.ON_DEMAND.value] + ([] if embedding else [InferenceType.PROVISIONED.value]),
-            response_streaming_supported=not embedding,
-            body_format=None if embedding else body_format.value,
+            output_modalities=[output.value],
+            customizations_supported=[Customization.FINE_TUNING.value, Customization.CONTINUED_PRE_TRAINING.value] if generates else [],
+            inference_types_supported=[InferenceType.ON_DEMAND.value] + ([InferenceType.PROVISIONED.value] if generates else []),
+            response_streaming_supported=generates,
+            body_format=body_format.value if generates else None,
             context_length=context_length(config),
         )
         with session_scope(self.sessions) as session:

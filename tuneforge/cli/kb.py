@@ -209,7 +209,8 @@ def _embedder(stack: ExitStack, model_id: str) -> WorkerProcess:
     return stack.enter_context(WorkerProcess(embedding_spec(catalog(), model_id)))
 
 
-def _retrieval(results: int, hybrid: bool, filter_json: Optional[str]) -> dict:
+def _retrieval(results: int, hybrid: bool, filter_json: Optional[str], reranker: Optional[str] = None):
+    """The flags as Bedrock's retrievalConfiguration, checked as the API checks it."""
     import json
 
     vector: dict = {"numberOfResults": results, "overrideSearchType": "HYBRID" if hybrid else "SEMANTIC"}
@@ -218,7 +219,10 @@ def _retrieval(results: int, hybrid: bool, filter_json: Optional[str]) -> dict:
             vector["filter"] = json.loads(filter_json)
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"--filter is not valid JSON: {exc}", field="--filter") from None
-    return {"vectorSearchConfiguration": vector}
+    if reranker:
+        vector["rerankingConfiguration"] = {"type": "BEDROCK_RERANKING_MODEL", "bedrockRerankingConfiguration": {
+            "modelConfiguration": {"modelArn": reranker}}}
+    return views.retrieval_configuration({"vectorSearchConfiguration": vector})
 
 
 @app.command("retrieve")
@@ -228,18 +232,24 @@ def retrieve(
     results: Annotated[int, typer.Option("--results", "-k", min=1, max=100, help="numberOfResults.")] = 5,
     hybrid: Annotated[bool, typer.Option("--hybrid", help="BM25 + vector search fused (default: vector only).")] = False,
     filter_json: Annotated[Optional[str], typer.Option("--filter", help='A Bedrock RetrievalFilter as JSON, e.g. {"equals": {"key": "k", "value": "v"}}.')] = None,
+    reranker: Annotated[Optional[str], typer.Option(help="Rerank the --results candidates with this reranker (a catalog model added with --reranker).")] = None,
     wide: WideFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Show the passages a query retrieves, best first."""
+    from tuneforge.knowledge.rerank import Reranker
     from tuneforge.knowledge.retrieve import Retriever
+    from tuneforge.models.specs import reranker_spec
 
     row = _kb(kb)
+    configuration = _retrieval(results, hybrid, filter_json, reranker)
     with ExitStack() as stack:
         worker = _embedder(stack, row.embedding_model_id)
-        retriever = Retriever(kbs(), embedder_for=lambda _m: worker.embed)
+        scorer = (stack.enter_context(WorkerProcess(reranker_spec(catalog(), reranker, field="--reranker"))).rerank
+                  if reranker else None)
+        retriever = Retriever(kbs(), embedder_for=lambda _m: worker.embed, reranker=Reranker(lambda _m, _f: scorer))
         stack.callback(retriever.close)
-        found = retriever.retrieve(row.knowledge_base_id, query, _retrieval(results, hybrid, filter_json))
+        found = retriever.retrieve(row.knowledge_base_id, query, configuration).results
     if as_json:
         print_json({"retrievalResults": found})
         return

@@ -75,11 +75,13 @@ def add_model(
     name: Annotated[Optional[str], typer.Option(help="Display name.")] = None,
     provider: Annotated[Optional[str], typer.Option(help="Provider name (default: hub org, or Local).")] = None,
     embedding: Annotated[bool, typer.Option("--embedding", help="A sentence-transformers embedding model.")] = False,
+    reranker: Annotated[bool, typer.Option("--reranker", help="A cross-encoder reranker (a sequence-classification checkpoint with one label).")] = False,
     body_format: Annotated[BodyFormat, typer.Option(help="InvokeModel body family for this model.")] = BodyFormat.LLAMA2,
     as_json: JsonFlag = False,
 ) -> None:
     """Register a Hugging Face model from a local directory or the hub."""
-    added = catalog().add(model_id, source, name=name, provider=provider, embedding=embedding, body_format=body_format)
+    added = catalog().add(model_id, source, name=name, provider=provider, embedding=embedding, reranker=reranker,
+                           body_format=body_format)
     if as_json:
         print_json({"modelDetails": _detail(added)})
     else:

@@ -55,3 +55,17 @@ def context_length(config: dict) -> int | None:
         if isinstance(value, int) and value > 0:
             return value
     return None
+
+
+def check_cross_encoder_dir(path: Path) -> dict:
+    """Validate `path` as a cross-encoder (what sentence-transformers' CrossEncoder loads: a sequence-classification
+    checkpoint with one output, the relevance logit) and return its config.json."""
+    config = check_checkpoint_dir(path, what="cross-encoder directory")
+    architectures = config.get("architectures") or []
+    labels = len(config["id2label"]) if isinstance(config.get("id2label"), dict) else config.get("num_labels", 2)
+    if not any(str(name).endswith("ForSequenceClassification") for name in architectures) or labels != 1:
+        raise InvalidInput(
+            f"{str(path)!r} is not a cross-encoder: a reranker is a *ForSequenceClassification checkpoint with one label "
+            f"(architectures {architectures}, {labels} labels); e.g. cross-encoder/ms-marco-MiniLM-L6-v2", field="source",
+        )
+    return config

@@ -17,7 +17,7 @@ class WorkerSpec:
     adapter: str | None = None  # a PEFT adapter directory applied on top of `checkpoint`
     max_batch_size: int = 8  # sequences decoded together (continuous batching)
     max_queue: int = 64  # requests waiting beyond that are refused with Throttled (back-pressure)
-    task: str = "generate"  # "generate" (a causal LM) or "embed" (a sentence-transformers directory)
+    task: str = "generate"  # "generate" (a causal LM), "embed" (a sentence-transformers directory) or "rerank" (a cross-encoder)
     engine: str = "builtin"  # which Engine serves generation (tuneforge.inference.worker.ENGINES)
     python: str | None = None  # the interpreter the worker runs in (None: this one); vLLM may live in its own
 
@@ -35,7 +35,7 @@ class Capacity:
 
     max_batch_size: int = 8
     max_queue: int = 64
-    engine: str = "builtin"  # for generation workers; embedding workers always run sentence-transformers
+    engine: str = "builtin"  # for generation workers; embedding and reranker workers always run sentence-transformers
     python: str | None = None  # the interpreter of `engine`'s workers (TUNEFORGE_VLLM_PYTHON for vllm)
 
     def apply(self, spec: WorkerSpec) -> WorkerSpec:

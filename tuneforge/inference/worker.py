@@ -16,6 +16,12 @@ An embedding worker (`WorkerSpec.task == "embed"`, a sentence-transformers direc
 "max_tokens" (the model's max_seq_length: longer texts are truncated by the model, so callers keep chunks
 within it). Requests are encoded one at a time, each as batches of `EMBED_BATCH` texts.
 
+A reranker worker (`WorkerSpec.task == "rerank"`, a cross-encoder loaded by sentence-transformers' CrossEncoder)
+answers {"id", "op": "rerank", "query", "documents": [...]} with {"id", "event": "done", "result": {"scores":
+[...]}}: one relevance score per document, in request order, exactly what `CrossEncoder.predict` returns for the
+(query, document) pairs (its default activation: a sigmoid for one label). Pairs are scored `RERANK_BATCH` at a
+time; pairs longer than the model's max_length (its ready line's "max_tokens") are truncated by the tokenizer.
+
 Keeping the model in its own process keeps torch out of the API and CLI processes, and a crash here
 cannot take them down.
 """
@@ -122,6 +128,31 @@ def _tokens(model, texts: list[str]) -> int:
     return sum(len(row) for row in ids)
 
 
+RERANK_BATCH = 32  # query-document pairs per forward pass: each pair is up to max_length tokens
+
+
+def load_reranker(spec: WorkerSpec):
+    from sentence_transformers import CrossEncoder
+
+    path = Path(spec.checkpoint)
+    if not (path / "config.json").is_file():
+        raise InvalidInput(f"{str(path)!r} is not a cross-encoder directory (no config.json)", field="model_id")
+    device = None if spec.device == "auto" else spec.device
+    return CrossEncoder(str(path), device=device, local_files_only=True)
+
+
+def _rerank_payload(model, query, documents) -> dict:
+    if not isinstance(query, str) or not query:
+        raise InvalidInput("query must be a non-empty string", field="query")
+    if not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
+        raise InvalidInput("documents must be a list of strings", field="documents")
+    if not documents:
+        return {"scores": []}
+    scores = model.predict([(query, d) for d in documents], batch_size=RERANK_BATCH, show_progress_bar=False,
+                           convert_to_numpy=True)
+    return {"scores": [float(x) for x in scores.reshape(len(documents))]}
+
+
 def _load_or_report(load, spec: WorkerSpec, out: LineWriter):
     """The loaded model, or None after telling the client why loading failed (the worker then exits non-zero)."""
     try:
@@ -141,6 +172,27 @@ def serve_embeddings(spec: WorkerSpec, out: LineWriter, stdin) -> int:
         "dtype": "float32", "context_length": int(model.max_seq_length or 0),
         "dimension": _dimension(model), "max_tokens": int(model.max_seq_length or 0),
     })
+    _answer_one_at_a_time(stdin, out, "embed", "an embedding model", lambda message: _embed_payload(
+        model, message.get("texts"), count_tokens=bool(message.get("count_tokens"))))
+    return 0
+
+
+def serve_reranker(spec: WorkerSpec, out: LineWriter, stdin) -> int:
+    started = time.perf_counter()
+    model = _load_or_report(load_reranker, spec, out)
+    if model is None:
+        return 1
+    # sentence-transformers 6 renamed CrossEncoder.max_length to max_seq_length; accept both within our bounds
+    max_length = int(getattr(model, "max_seq_length", None) or model.max_length or 0)
+    out.send({"event": "ready", "load_seconds": round(time.perf_counter() - started, 3), "device": str(model.device),
+              "dtype": "float32", "context_length": max_length, "max_tokens": max_length})
+    _answer_one_at_a_time(stdin, out, "rerank", "a reranker",
+                          lambda message: _rerank_payload(model, message.get("query"), message.get("documents")))
+    return 0
+
+
+def _answer_one_at_a_time(stdin, out: LineWriter, op: str, serves: str, answer: Callable[[dict], dict]) -> None:
+    """The loop of the workers whose requests are one forward pass or a few (embed, rerank): each answered in turn."""
     for line in stdin:
         if not line.strip():
             continue
@@ -149,12 +201,11 @@ def serve_embeddings(spec: WorkerSpec, out: LineWriter, stdin) -> int:
         if message.get("op") == "cancel":
             continue
         try:
-            if message.get("op") != "embed":
-                raise InvalidInput("this worker serves an embedding model: send op 'embed'", field="op")
-            out.send({"id": rid, "event": "done", "result": _embed_payload(model, message.get("texts"), count_tokens=bool(message.get("count_tokens")))})
+            if message.get("op") != op:
+                raise InvalidInput(f"this worker serves {serves}: send op {op!r}", field="op")
+            out.send({"id": rid, "event": "done", "result": answer(message)})
         except Exception as exc:  # the request's own failure goes to its caller, not to the worker
             out.send({"id": rid, **error_event(exc)})
-    return 0
 
 
 def _forward(out: LineWriter, rid, handle, stream: bool, handles: dict) -> None:
@@ -178,6 +229,8 @@ def serve(spec: WorkerSpec, stdin=sys.stdin, stdout=sys.stdout) -> int:
     out = LineWriter(stdout)
     if spec.task == "embed":
         return serve_embeddings(spec, out, stdin)
+    if spec.task == "rerank":
+        return serve_reranker(spec, out, stdin)
     started = time.perf_counter()
     engine = _load_or_report(load_engine, spec, out)
     if engine is None:

@@ -3,6 +3,8 @@
     rag = RagService(sessions, retriever, generator_for=lambda model_id: pool_worker(model_id).generate)
     answer = rag.retrieve_and_generate("Who must register?", kb_id=KB, model_id="huggingfacetb.smollm2-135m-instruct-v1")
     follow_up = rag.retrieve_and_generate("And when?", kb_id=KB, model_id=..., session_id=answer.session_id)
+    plan = rag.prepare("Who must register?", kb_id=KB, model_id=..., reserve_session=True)   # RetrieveAndGenerateStream
+    async for piece in rag.astream(plan, worker.astream): ...    # answer text as it decodes, then the citations
 
 Steps, in order:
 1. Session: without a sessionId a new one is issued (a UUID); with one, its turns are loaded (NotFound if
@@ -25,13 +27,20 @@ Steps, in order:
    the results it cited. Sentences without markers are attributed to the result sharing the most words with
    them (at least `MIN_OVERLAP` of the sentence's words). If no sentence could be attributed, one citation
    spans the whole answer with every result the prompt contained: all of them informed it.
+
+Streaming (RetrieveAndGenerateStream) takes the same steps: `prepare` does 1-3 (and records a new session at once,
+since the stream's header names it before any answer), `astream` generates from the worker's token stream and
+yields the answer as it decodes with the [n] markers already removed (`clean_prefix` holds back a tail that may
+still become a marker, or whitespace that may precede one), so the streamed text is exactly output.text of step
+5; the citations follow once the answer is complete, and the turn is saved.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,8 +49,9 @@ from tuneforge.db import session_scope, utcnow
 from tuneforge.db.tables import RagSessionRow
 from tuneforge.documents.sentences import split_sentences
 from tuneforge.errors import InvalidInput, NotFound, PromptTooLong
-from tuneforge.inference.params import GenerationRequest, GenerationResult, Message, SamplingParams
+from tuneforge.inference.params import Delta, GenerationRequest, GenerationResult, Message, SamplingParams
 from tuneforge.knowledge.ingest import SOURCE_URI
+from tuneforge.knowledge.requests import RetrievalConfiguration
 from tuneforge.knowledge.retrieve import Retriever, location
 from tuneforge.knowledge.stores.base import Hit
 
@@ -52,6 +62,7 @@ DEFAULT_MAX_TOKENS = 512
 MIN_OVERLAP = 0.5
 SESSION_ID = re.compile(r"^[0-9a-zA-Z._:-]{2,100}$")
 _MARKER = re.compile(r"\s*\[(\d{1,3})\]")
+_UNSETTLED = re.compile(r"\s*(\[\d{0,3})?$")  # a tail that may yet become a marker, or precede one
 _WORD = re.compile(r"\w+")
 
 OUTPUT_FORMAT_INSTRUCTIONS = (
@@ -69,6 +80,7 @@ REWRITE_PROMPT = (  # short: small generation models have small contexts
 HISTORY_ANSWER_CHARS = 300  # each past answer is cut to this in the rewrite prompt
 
 Generate = Callable[[GenerationRequest], GenerationResult]
+Stream = Callable[[GenerationRequest], AsyncIterator[Delta]]
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,39 @@ class RagAnswer:
     query: str  # the standalone query retrieval used
     citations: list[Citation] = field(default_factory=list)
     prompt: str = ""
+
+
+@dataclass
+class RagPlan:
+    """What `prepare` settled for one turn: the session, the standalone query, the results, the prompt's template."""
+
+    text: str
+    kb_id: str
+    session_id: str
+    turns: list[dict]
+    query: str
+    hits: list[Hit]
+    template: str
+    params: SamplingParams
+
+    def request(self) -> GenerationRequest:
+        prompt = render(self.template, search_results=format_results(self.hits), query=self.text)
+        return GenerationRequest(messages=(Message("user", prompt),), params=self.params)
+
+
+@dataclass(frozen=True)
+class RagPiece:
+    """One step of a streamed answer: more of its text, or (last) its citations."""
+
+    text: str = ""
+    citations: list[Citation] | None = None
+
+
+def clean_prefix(raw: str) -> str:
+    """The part of the answer `raw` begins that `cite` will keep as it is, whatever follows: markers removed,
+    leading whitespace dropped, and a tail that may still become a marker (or precede one) held back."""
+    settled = raw[: _UNSETTLED.search(raw).start()]
+    return _MARKER.sub("", settled).lstrip()
 
 
 def render(template: str, *, search_results: str, query: str, history: str = "") -> str:
@@ -155,8 +200,28 @@ class RagService:
 
     def retrieve_and_generate(
         self, text: str, *, kb_id: str, model_id: str, session_id: str | None = None,
-        retrieval_configuration: dict | None = None, generation_configuration: dict | None = None,
+        retrieval_configuration: RetrievalConfiguration = RetrievalConfiguration(), generation_configuration: dict | None = None,
     ) -> RagAnswer:
+        plan = self.prepare(text, kb_id=kb_id, model_id=model_id, session_id=session_id,
+                            retrieval_configuration=retrieval_configuration, generation_configuration=generation_configuration)
+        generate = self.generator_for(model_id)
+        while True:  # results that do not fit the model's context are dropped, lowest-ranked first
+            try:
+                result = generate(plan.request())
+                break
+            except PromptTooLong:
+                if len(plan.hits) <= 1:
+                    raise
+                plan.hits = plan.hits[:-1]
+        return self.finish(plan, result.text)
+
+    def prepare(
+        self, text: str, *, kb_id: str, model_id: str, session_id: str | None = None,
+        retrieval_configuration: RetrievalConfiguration = RetrievalConfiguration(), generation_configuration: dict | None = None,
+        reserve_session: bool = False,
+    ) -> RagPlan:
+        """Steps 1-3: the session, the standalone query (a follow-up is rewritten by `model_id`), the results.
+        `reserve_session` records a new session at once (a stream names it before its answer exists)."""
         if not isinstance(text, str) or not text.strip() or len(text) > MAX_INPUT_CHARS:
             raise InvalidInput(f"input.text must be 1-{MAX_INPUT_CHARS} characters", field="input.text")
         template = ((generation_configuration or {}).get("promptTemplate") or {}).get("textPromptTemplate") or DEFAULT_PROMPT
@@ -165,33 +230,67 @@ class RagService:
                                field="retrieveAndGenerateConfiguration.knowledgeBaseConfiguration.generationConfiguration.promptTemplate.textPromptTemplate")
         params = sampling(generation_configuration)
         turns = self._turns(session_id) if session_id is not None else []
-        generate = self.generator_for(model_id)
 
         query = text
         if turns:  # a follow-up: make it a standalone query before searching
             rewrite = render(REWRITE_PROMPT, search_results="", query=text, history=format_history(turns))
-            rewritten = generate(GenerationRequest(messages=(Message("user", rewrite),),
-                                                   params=SamplingParams(temperature=0.0, max_tokens=REWRITE_MAX_TOKENS)))
+            rewritten = self.generator_for(model_id)(GenerationRequest(messages=(Message("user", rewrite),),
+                                                     params=SamplingParams(temperature=0.0, max_tokens=REWRITE_MAX_TOKENS)))
             standalone = next((line.strip() for line in rewritten.text.splitlines() if line.strip()), "") or text
             # a small model's rewrite often drops the subject ("an equivalent?" of what?): the previous turn's
             # query rides along, so hybrid search still finds the topic
             query = f"{standalone} ({turns[-1]['query']})"
         hits = self.retriever.hits(kb_id, query[:MAX_INPUT_CHARS * 20], retrieval_configuration)
-        while True:  # results that do not fit the model's context are dropped, lowest-ranked first
-            prompt = render(template, search_results=format_results(hits), query=text)
+        if session_id is None:
+            session_id = str(uuid.uuid4())
+            if reserve_session:
+                with session_scope(self.sessions) as session:
+                    session.add(RagSessionRow(session_id=session_id, knowledge_base_id=kb_id, turns=[]))
+        return RagPlan(text, kb_id, session_id, turns, query, hits, template, params)
+
+    def finish(self, plan: RagPlan, raw: str) -> RagAnswer:
+        """Steps 4-5 once the answer is generated: its citations, and the turn saved in the session."""
+        request = plan.request()
+        answer, citations = cite(raw, plan.hits)
+        turn = {"question": plan.text, "query": plan.query, "answer": answer, "at": utcnow().isoformat(),
+                "references": sorted({h.chunk.chunk_id for c in citations for h in c.references})}
+        self._save_turn(plan, turn)
+        return RagAnswer(plan.session_id, answer, plan.query, citations, request.messages[0].content)
+
+    async def astream(self, plan: RagPlan, stream: Stream) -> AsyncIterator[RagPiece]:
+        """The answer as the worker decodes it (markers removed), then its citations; the turn is saved at the end."""
+        while True:  # as in retrieve_and_generate: a prompt too long loses its lowest-ranked results
+            deltas = stream(plan.request())
             try:
-                result = generate(GenerationRequest(messages=(Message("user", prompt),), params=params))
+                first = await anext(deltas)
                 break
             except PromptTooLong:
-                if len(hits) <= 1:
+                await deltas.aclose()
+                if len(plan.hits) <= 1:
                     raise
-                hits = hits[:-1]
-        answer, citations = cite(result.text, hits)
-
-        turn = {"question": text, "query": query, "answer": answer, "at": utcnow().isoformat(),
-                "references": sorted({h.chunk.chunk_id for c in citations for h in c.references})}
-        session_id = self._save_turn(session_id, kb_id, turns, turn)
-        return RagAnswer(session_id, answer, query, citations, prompt)
+                plan.hits = plan.hits[:-1]
+            except BaseException:
+                await deltas.aclose()
+                raise
+        raw, sent, result = "", "", None
+        try:
+            delta = first
+            while True:
+                raw += delta.text
+                result = delta.result or result
+                clean = clean_prefix(raw)
+                if len(clean) > len(sent):
+                    yield RagPiece(text=clean[len(sent):])
+                    sent = clean
+                if result is not None:
+                    break
+                delta = await anext(deltas)
+        finally:
+            await deltas.aclose()  # at once: frees the worker's batch slot if the client went away
+        answer = await asyncio.to_thread(self.finish, plan, result.text if result is not None else raw)
+        if len(answer.text) > len(sent) and answer.text.startswith(sent):
+            yield RagPiece(text=answer.text[len(sent):])
+        yield RagPiece(citations=answer.citations)
 
     def _turns(self, session_id: str) -> list[dict]:
         if not isinstance(session_id, str) or not SESSION_ID.match(session_id):
@@ -202,15 +301,13 @@ class RagService:
             raise NotFound(f"no session {session_id!r}: omit sessionId to start a new conversation", field="sessionId")
         return list(row.turns)
 
-    def _save_turn(self, session_id: str | None, kb_id: str, turns: list[dict], turn: dict) -> str:
+    def _save_turn(self, plan: RagPlan, turn: dict) -> None:
         with session_scope(self.sessions) as session:
-            if session_id is None:
-                session_id = str(uuid.uuid4())
-                session.add(RagSessionRow(session_id=session_id, knowledge_base_id=kb_id, turns=[turn]))
+            row = session.get(RagSessionRow, plan.session_id)
+            if row is None:
+                session.add(RagSessionRow(session_id=plan.session_id, knowledge_base_id=plan.kb_id, turns=[turn]))
             else:
-                row = session.get(RagSessionRow, session_id)
-                row.turns = [*turns, turn]  # a new list: JSON columns track assignment, not mutation
-        return session_id
+                row.turns = [*plan.turns, turn]  # a new list: JSON columns track assignment, not mutation
 
     def session_turns(self, session_id: str) -> list[dict]:
         return self._turns(session_id)

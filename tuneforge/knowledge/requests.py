@@ -1,6 +1,7 @@
 """CreateKnowledgeBase / UpdateKnowledgeBase, CreateDataSource and StartIngestionJob requests, checked once at the
 edge (tuneforge.wire.knowledge builds them from Bedrock's shapes for the HTTP API and the CLI) before anything is
-stored. Errors name the Bedrock field. What needs the catalog (is the model an embedding model, do chunks fit it)
+stored; and the runtime's: a retrievalConfiguration (Retrieve, RetrieveAndGenerate) and a Rerank request. Errors
+name the Bedrock field. What needs the catalog (is the model an embedding model or a reranker, do chunks fit it)
 is the service's to check.
 
     request = KnowledgeBaseRequest(name="docs", role_arn=ROLE, embedding_model="sentence-transformers.all-minilm-l6-v2")
@@ -20,6 +21,7 @@ from typing import Any
 
 from tuneforge.documents.chunking_config import ChunkingSettings, ChunkingStrategy
 from tuneforge.errors import InvalidInput
+from tuneforge.knowledge.filters import Filter
 from tuneforge.knowledge.stores.configuration import StorageConfiguration
 
 NAME = re.compile(r"^([0-9a-zA-Z][_-]?){1,100}$")  # Bedrock's name pattern for knowledge bases and data sources
@@ -87,6 +89,64 @@ class IngestionRequest:
     def __post_init__(self) -> None:
         check_description(self.description)
         check_client_token(self.client_token)
+
+
+class SearchType(StrEnum):
+    SEMANTIC = "SEMANTIC"  # cosine similarity to the query's embedding (the default)
+    HYBRID = "HYBRID"  # the vector and the BM25 ranking fused (tuneforge.knowledge.retrieve)
+
+
+class MetadataSelection(StrEnum):
+    ALL = "ALL"
+    SELECTIVE = "SELECTIVE"
+
+
+@dataclass(frozen=True)
+class RerankingSettings:
+    """vectorSearchConfiguration.rerankingConfiguration: rerank the numberOfResults candidates, keep the best
+    `number_of_reranked_results`. With `metadata` set, the chosen metadata fields are appended to the text the
+    reranker reads (tuneforge.knowledge.rerank.reranker_text)."""
+
+    model: str  # modelArn as sent: a catalog model id or a foundation-model ARN
+    model_field: str  # the wire path of modelArn, which an error about the model names
+    number_of_reranked_results: int | None = None  # None: every candidate, reordered
+    metadata: MetadataSelection | None = None  # None: the passage's text alone
+    fields_to_include: tuple[str, ...] | None = None  # SELECTIVE: only these (in this order) ...
+    fields_to_exclude: tuple[str, ...] = ()  # ... or every field but these
+
+
+@dataclass(frozen=True)
+class RetrievalConfiguration:
+    """retrievalConfiguration.vectorSearchConfiguration, checked (tuneforge.wire.knowledge.retrieval_configuration)."""
+
+    number_of_results: int = 5  # Bedrock's default; with reranking, the candidates the reranker reads
+    search_type: SearchType = SearchType.SEMANTIC
+    filter: Filter | None = None
+    reranking: RerankingSettings | None = None
+
+    @property
+    def page_size(self) -> int:
+        """How many results one response carries."""
+        if self.reranking is not None and self.reranking.number_of_reranked_results is not None:
+            return self.reranking.number_of_reranked_results
+        return self.number_of_results
+
+
+@dataclass(frozen=True)
+class RerankSource:
+    text: str  # what the reranker reads: the text document, or the JSON document serialized
+    document: Mapping[str, Any]  # the RerankDocument as sent, returned with its result
+
+
+@dataclass(frozen=True)
+class RerankRequest:
+    """Rerank's input members, checked (tuneforge.wire.knowledge.rerank_request)."""
+
+    MODEL_FIELD = "rerankingConfiguration.bedrockRerankingConfiguration.modelConfiguration.modelArn"
+    query: str
+    sources: tuple[RerankSource, ...]
+    model: str
+    number_of_results: int | None = None  # None: every source
 
 
 def check_name(name: Any, field_name: str) -> str:

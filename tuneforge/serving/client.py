@@ -37,7 +37,7 @@ class WorkerInfo:
     dtype: str
     context_length: int
     dimension: int | None = None  # embedding workers: the vector size
-    max_tokens: int | None = None  # embedding workers: word pieces read per text (longer ones are truncated)
+    max_tokens: int | None = None  # embedding and reranker workers: word pieces read per text (or pair); longer is truncated
 
 
 def _raise(payload: dict) -> None:
@@ -205,6 +205,23 @@ class WorkerProcess:
         finally:
             self._forget(rid)
         return self._embedded(event)
+
+    def rerank(self, query: str, documents: list[str]) -> list[float]:
+        """The relevance score of each document to `query`, in order (reranker workers only)."""
+        answers: queue.Queue = queue.Queue()
+        rid = self._open(answers, {"op": "rerank", "query": query, "documents": list(documents)})
+        try:
+            event = answers.get()
+        finally:
+            self._forget(rid)
+        if event is _DEAD:
+            raise errors.ModelFailure(
+                f"the reranker worker for {self.spec.model_id} stopped while answering (exit code {self._proc.poll()}); "
+                "the request can be retried"
+            )
+        if event["event"] != "done":
+            _raise(event)
+        return [float(score) for score in event["result"]["scores"]]
 
     def _embedded(self, event: dict) -> Embedded:
         if event is _DEAD:

@@ -85,6 +85,17 @@ STREAM = [
     (errors.ModelFailure, "modelStreamErrorException"),
 ]
 STREAM_DEFAULT = "internalServerException"
+# bedrock-agent-runtime's stream (RetrieveAndGenerateStreamResponseOutput): the members of its HTTP codes above
+AGENT_STREAM = [
+    (errors.InvalidInput, "validationException"),
+    (errors.NotFound, "resourceNotFoundException"),
+    (errors.AccessDenied, "accessDeniedException"),
+    (errors.Throttled, "throttlingException"),
+    (errors.Conflict, "conflictException"),
+    (errors.QuotaExceeded, "serviceQuotaExceededException"),
+    (errors.Unavailable, "dependencyFailedException"),
+    (errors.ModelFailure, "dependencyFailedException"),
+]
 
 OPENAI = [
     (errors.AuthenticationFailed, OpenAIError(401, "authentication_error", "invalid_api_key")),
@@ -120,6 +131,11 @@ def aws(service: str, exc: errors.TuneforgeError) -> AwsError:
 
 def stream_member(exc: errors.TuneforgeError) -> str:
     return _first(STREAM, exc, STREAM_DEFAULT)
+
+
+def agent_stream_member(exc: errors.TuneforgeError) -> str:
+    """The member of RetrieveAndGenerateStream's event stream an error after its first event becomes."""
+    return _first(AGENT_STREAM, exc, STREAM_DEFAULT)
 
 
 def openai(exc: errors.TuneforgeError) -> OpenAIError:
