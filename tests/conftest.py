@@ -26,7 +26,7 @@ from tuneforge.db import open_database
 from tuneforge.jobs.service import JobService
 from tuneforge.settings import load_settings
 
-pytest_plugins = ["tests.fixtures_db", "tests.fixtures_s3", "tests.fixtures_redis"]
+pytest_plugins = ["tests.fixtures_db", "tests.fixtures_s3", "tests.fixtures_redis", "tests.fixtures_ray"]
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub

@@ -11,6 +11,8 @@ Environment variables (all optional):
                             0 = no authentication (what `tuneforge serve --no-auth` sets)
     TUNEFORGE_CLOCK_SKEW_SECONDS   how far a request's signing time may be from the server's (default 300, as AWS)
     TUNEFORGE_MAX_REQUEST_BYTES    largest request body the server reads (default 16 MiB); larger gets 413
+    TUNEFORGE_EXECUTOR      local (default) or ray: customization and ingestion jobs run as Ray Jobs on the cluster
+                            whose dashboard RAY_ADDRESS names (http://HEAD:8265), with TUNEFORGE_RAY_PYTHON (default python)
     HF_HUB_OFFLINE          1 = never try to reach the Hugging Face hub
 S3 access uses boto3's standard configuration: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, credentials, AWS_REGION.
 """
@@ -22,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tuneforge.errors import InvalidInput
@@ -47,6 +49,11 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(default=8, ge=1, le=1024, description="sequences a serving worker decodes together")
     serving_engine: Literal["builtin", "vllm"] = Field(default="builtin", description="the engine of the server's generation workers")
     vllm_python: str = Field(default="", description="the Python that has vLLM installed (empty: this one)")
+    executor: Literal["local", "ray"] = Field(default="local", description="where detached jobs run: this host, or a Ray cluster")
+    # Ray's own variable, as `ray job submit` reads it: the dashboard's Jobs API of the cluster's head
+    ray_address: str = Field(default="", validation_alias=AliasChoices("TUNEFORGE_RAY_ADDRESS", "RAY_ADDRESS"),
+                             description="the Ray dashboard (http://HEAD:8265) jobs are submitted to")
+    ray_python: str = Field(default="python", description="the Python a Ray job runs on the cluster's nodes")
     auth: bool = Field(default=True, description="require signed (SigV4) or bearer-authenticated API calls")
     clock_skew_seconds: int = Field(default=300, ge=1, le=86_400, description="allowed signing-time skew")
     max_request_bytes: int = Field(default=16 << 20, ge=1024, description="largest request body accepted")
@@ -68,6 +75,9 @@ class Settings(BaseSettings):
     def _default_database_url(self) -> "Settings":
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'tuneforge.db'}")
+        if self.executor == "ray" and not self.ray_address.startswith(("http://", "https://")):
+            raise ValueError(f"TUNEFORGE_EXECUTOR=ray needs RAY_ADDRESS, the Ray dashboard's Jobs API (http://HEAD:8265); "
+                             f"got {self.ray_address!r}")
         return self
 
     @property

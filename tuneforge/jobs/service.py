@@ -29,7 +29,8 @@ from tuneforge.jobs.states import JOB, RUNNING, TERMINAL, JobStatus, StageStatus
 from tuneforge.listing import by_creation, page
 from tuneforge.processes.detached import STOP_GRACE_SECONDS, presumed_alive
 from tuneforge.processes.executor import Executor
-from tuneforge.processes.local import LOCAL, LOG_NAME
+from tuneforge.processes.executors import executor_for
+from tuneforge.processes.local import LOG_NAME
 from tuneforge.registry.tags import check_tags, store_tags
 from tuneforge.security.keyring import get_key
 from tuneforge.settings import Settings
@@ -66,11 +67,11 @@ class JobPage:
 
 class JobService:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], catalog: Catalog, *, reconcile: bool = True,
-                 executor: Executor = LOCAL) -> None:
+                 executor: Executor | None = None) -> None:
         self.settings = settings
         self.sessions = sessions
         self.catalog = catalog
-        self.executor = executor
+        self.executor = executor or executor_for(settings)  # TUNEFORGE_EXECUTOR: local, or a Ray cluster
         if reconcile:
             self.reconcile()
 
@@ -159,8 +160,10 @@ class JobService:
                 field="customModelName",
             )
 
-    def _launch(self, row: CustomizationJobRow) -> None:
-        handle = self.executor.start(JOB_MODULE, row.job_id, Path(row.work_dir), env={"TUNEFORGE_HOME": str(self.settings.home), "TUNEFORGE_DATABASE_URL": self.settings.database_url})
+    def _launch(self, row: CustomizationJobRow, attempt: int | None = None) -> None:
+        # the run id names the attempt: a cluster executor submits each once, so a retried launch never runs twice
+        handle = self.executor.start(JOB_MODULE, row.job_id, Path(row.work_dir), run_id=f"{row.job_id}-{attempt or row.attempts}",
+                                     env={"TUNEFORGE_HOME": str(self.settings.home), "TUNEFORGE_DATABASE_URL": self.settings.database_url})
         with session_scope(self.sessions) as session:
             session.execute(
                 update(CustomizationJobRow)
@@ -227,10 +230,10 @@ class JobService:
         except Conflict:  # it finished (or was stopped) between our read and our write
             return self.get(identifier)
         if wait and row.pid is not None:
-            self.executor.terminate_tree(row.pid, row.pid_started_at, grace_seconds=STOP_GRACE_SECONDS)
+            self.executor.terminate_tree(row.pid, row.pid_started_at, grace_seconds=STOP_GRACE_SECONDS, host=row.host)
             self._finish_if_dead(self.get(row.job_id))
         elif row.pid is not None:
-            self.executor.signal_stop(row.pid, row.pid_started_at)
+            self.executor.signal_stop(row.pid, row.pid_started_at, host=row.host)
         return self.get(row.job_id)
 
     # ---- recovery -------------------------------------------------------------------------------
@@ -262,7 +265,7 @@ class JobService:
                 if won:  # the dead process's slot; the restarted one claims a slot again
                     release_slot(session, row.job_id)
             if won:
-                self._launch(row)  # resumes from its last checkpoint
+                self._launch(row, attempt=row.attempts + 1)  # resumes from its last checkpoint
             return bool(won)
         if row.status == JobStatus.STOPPING.value:
             target, stage = JobStatus.STOPPED, StageStatus.STOPPED

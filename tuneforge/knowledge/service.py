@@ -58,7 +58,8 @@ from tuneforge.knowledge.stores.configuration import storage_from_record, storag
 from tuneforge.listing import page
 from tuneforge.processes.detached import STOP_GRACE_SECONDS, presumed_alive
 from tuneforge.processes.executor import Executor
-from tuneforge.processes.local import LOCAL, LOG_NAME
+from tuneforge.processes.executors import executor_for
+from tuneforge.processes.local import LOG_NAME
 from tuneforge.settings import Settings
 
 INGESTION_MODULE = "tuneforge.knowledge.ingest_process"
@@ -104,11 +105,11 @@ def open_kb_store(kb: KnowledgeBaseRow, settings: Settings):
 
 class KnowledgeBaseService:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], catalog: Catalog, *, reconcile: bool = True,
-                 executor: Executor = LOCAL) -> None:
+                 executor: Executor | None = None) -> None:
         self.settings = settings
         self.sessions = sessions
         self.catalog = catalog
-        self.executor = executor
+        self.executor = executor or executor_for(settings)  # TUNEFORGE_EXECUTOR: local, or a Ray cluster
         if reconcile:
             self.reconcile()
 
@@ -188,7 +189,7 @@ class KnowledgeBaseService:
         deleting = KNOWLEDGE_BASE.check(row.status, KnowledgeBaseStatus.DELETING, name=kb_id)
         for job in self._jobs(kb_id=kb_id):
             if job.status in RUNNING and job.pid is not None:
-                self.executor.terminate_tree(job.pid, job.pid_started_at, grace_seconds=STOP_GRACE_SECONDS)
+                self.executor.terminate_tree(job.pid, job.pid_started_at, grace_seconds=STOP_GRACE_SECONDS, host=job.host)
         store = self.open_store(row)
         try:
             store.drop()
@@ -285,7 +286,7 @@ class KnowledgeBaseService:
         )
         with session_scope(self.sessions) as session:
             session.add(row)
-        self.executor.start(INGESTION_MODULE, job_id, work_dir, env=env)
+        self.executor.start(INGESTION_MODULE, job_id, work_dir, env=env, run_id=job_id)
         return row
 
     def get_ingestion_job(self, kb_id: str, ds_id: str, job_id: str) -> IngestionJobRow:
@@ -314,7 +315,7 @@ class KnowledgeBaseService:
             INGESTION_JOB.move(session, IngestionJobRow.status, IngestionJobRow.ingestion_job_id == job_id,
                                IngestionJobStatus.STOPPING, name=job_id)
         if row.pid is not None:
-            self.executor.signal_stop(row.pid, row.pid_started_at)
+            self.executor.signal_stop(row.pid, row.pid_started_at, host=row.host)
         return self._job(job_id)
 
     def _job(self, job_id: str) -> IngestionJobRow | None:

@@ -8,8 +8,9 @@ Two kinds of process go through it:
   caller, which talks to it in JSON lines (tuneforge.processes.pipe) and ends it by closing its stdin.
 Both get the process environment of tuneforge.processes.environment.
 
-One implementation today, tuneforge.processes.local.LocalExecutor (processes on this host); a cluster
-executor implements the same methods.
+Two implementations: tuneforge.processes.local.LocalExecutor (processes on this host, the default) and
+tuneforge.processes.ray.RayExecutor (detached processes as Ray Jobs on a cluster, TUNEFORGE_EXECUTOR=ray; its
+child processes stay local to the process that spawns them). `executor_for(settings)` picks one.
 """
 
 from __future__ import annotations
@@ -31,19 +32,21 @@ class ProcessHandle:
 
 
 class Executor(Protocol):
-    def start(self, module: str, argument: str, work_dir: Path, *, env: dict[str, str] | None = None) -> ProcessHandle:
-        """Run `python -m module argument` detached, its output appended to `work_dir`/LOG_NAME."""
+    def start(self, module: str, argument: str, work_dir: Path, *, env: dict[str, str] | None = None,
+              run_id: str | None = None) -> ProcessHandle:
+        """Run `python -m module argument` detached, its output appended to `work_dir`/LOG_NAME. `run_id` names this
+        run (a job id and its attempt): a cluster executor submits each run id once, however often it is asked."""
         ...
 
     def is_alive(self, pid: int | None, started_at: float | None, host: str | None) -> bool | None:
         """True/False when the executor can tell; None when it cannot (a process on another host)."""
         ...
 
-    def signal_stop(self, pid: int, started_at: float | None) -> None:
+    def signal_stop(self, pid: int, started_at: float | None, host: str | None = None) -> None:
         """Ask a detached process to stop (SIGTERM: it finishes its step and exits) without waiting."""
         ...
 
-    def terminate_tree(self, pid: int, started_at: float | None, *, grace_seconds: float) -> bool:
+    def terminate_tree(self, pid: int, started_at: float | None, *, grace_seconds: float, host: str | None = None) -> bool:
         """Stop a detached process and its children: ask, wait `grace_seconds`, then kill. True once none is left."""
         ...
 

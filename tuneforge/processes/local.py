@@ -41,15 +41,21 @@ def _same_process(proc: psutil.Process, started_at: float) -> bool:
     return drift <= CLOCK_SLACK_SECONDS and any("tuneforge" in part for part in proc.cmdline())
 
 
+RAY_SUBMISSION_ENV = "TUNEFORGE_RAY_SUBMISSION_ID"  # set by tuneforge.processes.ray in the processes it submits
+
+
 def this_process() -> ProcessHandle:
-    """The handle of the calling process, for a detached process to record in its row."""
-    return ProcessHandle(os.getpid(), psutil.Process().create_time(), socket.gethostname())
+    """The handle of the calling process, for a detached process to record in its row. A process submitted as a Ray
+    Job records its submission as its host (`ray:<id>`), which is how any later process asks the cluster about it."""
+    submission = os.environ.get(RAY_SUBMISSION_ENV)
+    return ProcessHandle(os.getpid(), psutil.Process().create_time(), f"ray:{submission}" if submission else socket.gethostname())
 
 
 class LocalExecutor:
     """tuneforge.processes.executor.Executor for processes on this host."""
 
-    def start(self, module: str, argument: str, work_dir: Path, *, env: dict[str, str] | None = None) -> ProcessHandle:
+    def start(self, module: str, argument: str, work_dir: Path, *, env: dict[str, str] | None = None,
+              run_id: str | None = None) -> ProcessHandle:
         work_dir.mkdir(parents=True, exist_ok=True)
         with open(work_dir / LOG_NAME, "ab") as log:
             proc = subprocess.Popen(
@@ -74,17 +80,18 @@ class LocalExecutor:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             return False
 
-    def signal_stop(self, pid: int, started_at: float | None) -> None:
-        if self.is_alive(pid, started_at, None):
+    def signal_stop(self, pid: int, started_at: float | None, host: str | None = None) -> None:
+        if self.is_alive(pid, started_at, host):
             try:
                 os.killpg(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
 
-    def terminate_tree(self, pid: int, started_at: float | None, *, grace_seconds: float) -> bool:
+    def terminate_tree(self, pid: int, started_at: float | None, *, grace_seconds: float, host: str | None = None) -> bool:
         """SIGTERM the process group, wait up to `grace_seconds`, then SIGKILL what is left."""
-        if not self.is_alive(pid, started_at, None):
-            return True
+        alive = self.is_alive(pid, started_at, host)
+        if alive is not True:  # gone (done), or on a host this executor cannot reach (not done)
+            return alive is False
         try:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
