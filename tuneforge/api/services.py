@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from tuneforge.api.metrics import ApiMetrics
+from tuneforge.batch.service import BatchService
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database
 from tuneforge.ids import ArnType
@@ -44,6 +45,7 @@ class Services:
     tags: ResourceTags
     metrics: ApiMetrics
     resolver: Resolver
+    batch: BatchService
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":
@@ -57,6 +59,7 @@ class Services:
         # an encrypted custom model is loaded from a decrypted copy, removed once its worker has read it
         pool = WorkerPool(capacity=capacity, release=registry.release)
         custom_deployments = CustomModelDeployments(settings, sessions, deployments.models)
+        batch = BatchService(settings, sessions, deployments.models, custom_deployments)  # reconciles: restarts dead jobs
         supervisor = Supervisor(deployments, capacity=capacity).start()
         knowledge = KnowledgeBaseService(settings, sessions, catalog)
         # query embeddings: the knowledge base's embedding model, one worker per model in the pool
@@ -67,6 +70,7 @@ class Services:
             ArnType.CUSTOM_MODEL: lambda arn: registry.get(arn).model_arn,
             ArnType.PROVISIONED_MODEL: lambda arn: deployments.get(arn).provisioned_model_arn,
             ArnType.CUSTOM_MODEL_DEPLOYMENT: lambda arn: custom_deployments.get(arn).deployment_arn,
+            ArnType.INVOCATION_JOB: lambda arn: batch.get(arn).job_arn,
         })
         metrics = ApiMetrics(jobs.count_by_status, lambda: {
             **{key: w.pending() for key, w in pool.loaded().items()},
@@ -74,7 +78,7 @@ class Services:
         })
         return cls(settings, catalog, jobs, registry, pool, deployments, custom_deployments, supervisor, knowledge, retriever,
                    AccessKeys(settings, sessions), AuditLog(sessions), tags, metrics,
-                   Resolver(deployments.models, pool, supervisor, custom_deployments))
+                   Resolver(deployments.models, pool, supervisor, custom_deployments), batch)
 
     def close(self) -> None:
         self.supervisor.close()
