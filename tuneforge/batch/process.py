@@ -73,6 +73,8 @@ class BatchProcess:
         self.total = 0
         self.worker_failure: ModelFailure | None = None
         self.timed_out = False
+        self.sent = 0  # records handed to the worker by this process (a restarted one sends only those not done)
+        self.peak = 0  # the most in flight at once
 
     # ---- database -------------------------------------------------------------------------------
     def save(self, **values) -> None:
@@ -213,6 +215,8 @@ class BatchProcess:
                         break
                     task = asyncio.create_task(self.one(worker, request, record, log, where, body_format, slots))
                     flight.add(task)
+                    self.sent += 1
+                    self.peak = max(self.peak, len(flight))
                     task.add_done_callback(flight.discard)
                 if self.halted():
                     break
@@ -221,6 +225,7 @@ class BatchProcess:
         finally:
             ticker.cancel()
             self.beat(force=True)
+            print(f"batch job {self.job_id}: sent {self.sent} records to the worker, up to {self.peak} at once", flush=True)
 
     async def tick(self, flight: set[asyncio.Task]) -> None:
         """Notice a stop (the signal, or the row moved to Stopping) and cancel what is in flight; heartbeat meanwhile."""
