@@ -166,7 +166,9 @@ class BatchProcess:
                 self.save(progress={"phase": "inferring"}, heartbeat_at=utcnow())
                 # twice the batch: when a sequence finishes, the next one is already queued in the worker
                 window = min(2 * spec.max_batch_size, spec.max_batch_size + spec.max_queue)
+                began = time.perf_counter()
                 asyncio.run(self.send_all(worker, model.body_format, window))
+                infer_seconds = time.perf_counter() - began  # the model loaded: what bench/batch_inference.py compares
         finally:
             for log in self.logs:
                 log.close()
@@ -184,7 +186,8 @@ class BatchProcess:
             message = f"{manifest['errorRecordCount']} of {self.total} records failed: see their error in the .out files"
         else:
             target, message = BatchStatus.COMPLETED, None
-        self.move(target, end_time=utcnow(), counts=manifest, message=message, progress={"phase": "done"}, heartbeat_at=utcnow())
+        self.move(target, end_time=utcnow(), counts=manifest, message=message, heartbeat_at=utcnow(),
+                  progress={"phase": "done", "inferSeconds": round(infer_seconds, 3), "sent": self.sent, "peakInFlight": self.peak})
         print(f"batch job {self.job_id} {target.value}: {manifest}", flush=True)
 
     def halted(self) -> bool:

@@ -24,14 +24,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tuneforge import storage
 from tuneforge.batch.queue import release_slot
-from tuneforge.batch.records import INPUT_FIELD, OUTPUT_FIELD, check_jsonl, input_files
+from tuneforge.batch.records import OUTPUT_FIELD, check_jsonl, input_files, open_logs, publish
 from tuneforge.batch.request import DEFAULT_TIMEOUT_HOURS, BatchJobRequest, InvocationType
 from tuneforge.batch.states import BATCH_JOB, OPEN, TERMINAL, BatchStatus
 from tuneforge.catalog.entries import BodyFormat
 from tuneforge.catalog.service import body_format_for_bedrock_id
 from tuneforge.db import session_scope, utcnow
 from tuneforge.db.tables import BatchJobRow
-from tuneforge.errors import Conflict, InvalidInput, NotFound
+from tuneforge.errors import Conflict, InvalidInput, NotFound, TuneforgeError
 from tuneforge.ids import ArnType, invocation_job_arn, new_id, parse_arn
 from tuneforge.listing import by_creation, page
 from tuneforge.models.resolve import LOADABLE, CustomRef, FoundationRef, Kind, ModelResolver, ProvisionedRef
@@ -251,9 +251,31 @@ class BatchService:
                                         end_time=now, message=message)
                 if closed:
                     release_slot(session, row.job_id)
-                return closed
         except Conflict:  # another process ended it first
             return False
+        if closed:
+            self._publish_what_finished(row, message)
+        return closed
+
+    def _publish_what_finished(self, row: BatchJobRow, message: str | None) -> None:
+        """A job closed here (its process gone) still leaves the records it finished in its output folder."""
+        if not (Path(row.work_dir) / "results").exists():
+            return  # it never started inferring
+        try:
+            files = input_files(row.input_config["s3Uri"])
+            logs = open_logs(Path(row.work_dir), files)
+            try:
+                manifest = publish(row.output_config["s3Uri"], row.job_id, files, logs, (row.counts or {}).get("totalRecordCount", 0))
+            finally:
+                for log in logs:
+                    log.close()
+        except TuneforgeError as exc:  # the input or the output location went away meanwhile: the row says so
+            manifest, note = row.counts, f"; its output could not be written: {exc.message}"
+        else:
+            note = ""
+        with session_scope(self.sessions) as session:
+            session.execute(update(BatchJobRow).where(BatchJobRow.job_id == row.job_id).values(
+                counts=manifest, message=((message or "") + note).removeprefix("; ")[:2048] or None))
 
 
 def is_terminal(row: BatchJobRow) -> bool:
