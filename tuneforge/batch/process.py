@@ -74,6 +74,7 @@ class BatchProcess:
         self.worker_failure: ModelFailure | None = None
         self.timed_out = False
         self.sent = 0  # records handed to the worker by this process (a restarted one sends only those not done)
+        self.in_flight = 0
         self.peak = 0  # the most in flight at once
 
     # ---- database -------------------------------------------------------------------------------
@@ -219,7 +220,8 @@ class BatchProcess:
                     task = asyncio.create_task(self.one(worker, request, record, log, where, body_format, slots))
                     flight.add(task)
                     self.sent += 1
-                    self.peak = max(self.peak, len(flight))
+                    self.in_flight += 1
+                    self.peak = max(self.peak, self.in_flight)
                     task.add_done_callback(flight.discard)
                 if self.halted():
                     break
@@ -283,6 +285,7 @@ class BatchProcess:
         except TuneforgeError as exc:  # this record's own: a prompt longer than the context, a parameter out of range
             log.add(record.line, record_error(record.record_id, record.model_input, exc, where), ok=False)
         finally:
+            self.in_flight -= 1
             slots.release()
 
     def publish(self) -> dict[str, int]:
