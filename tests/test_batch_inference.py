@@ -12,15 +12,19 @@ import os
 import re
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
 from tests.api_server import ShapeChecker, tuneforge
-from tuneforge.batch.service import BatchService
+from tuneforge.batch.records import ResultLog, counts
+from tuneforge.batch.service import MAX_ATTEMPTS, BatchService
 from tuneforge.catalog.service import Catalog
-from tuneforge.db import open_database
+from tuneforge.db import open_database, session_scope, utcnow
+from tuneforge.db.tables import BatchJobRow
+from tuneforge.errors import Conflict
 from tuneforge.models.resolve import ModelResolver
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.serving.custom_deployments import CustomModelDeployments
@@ -308,3 +312,65 @@ def test_s3_input_folder_and_output(start_server, s3_env, tmp_path):
     lines = storage.read_bytes(f"{bucket}/out/{job_id}/part-2.jsonl.out").decode().splitlines()
     assert [json.loads(line)["recordId"] for line in lines] == ["in/part-2.jsonl-0", "in/part-2.jsonl-1"]
     assert json.loads(storage.read_bytes(f"{bucket}/out/{job_id}/manifest.json.out"))["successRecordCount"] == 5
+
+
+# ---- without a server: reconcile, the queue's timeout, the results log ---------------------------------------------
+DEAD_PID = 2**22 + 12345  # above Linux's default pid_max: no process has it
+
+
+def add_row(batch: BatchService, tmp_path: Path, name: str, status: str, **values) -> BatchJobRow:
+    now = utcnow()
+    job_id = f"{name[:8]:0<8}0000"[:12]
+    row = BatchJobRow(
+        job_id=job_id, job_arn=f"arn:aws:bedrock:us-east-1:000000000000:model-invocation-job/{job_id}", job_name=name,
+        role_arn=ROLE, model_id="tiny", invocation_type="InvokeModel", input_config={"s3Uri": str(tmp_path / "in.jsonl")},
+        output_config={"s3Uri": str(tmp_path / "out")}, timeout_hours=24, expires_at=now + timedelta(hours=24),
+        status=status, counts={}, progress={}, work_dir=str(tmp_path / "batch" / job_id), pid=DEAD_PID, pid_started_at=1.0,
+        host=None, heartbeat_at=now - timedelta(minutes=5), attempts=MAX_ATTEMPTS, created_at=now, updated_at=now)
+    for key, value in values.items():
+        setattr(row, key, value)
+    with session_scope(batch.sessions) as session:
+        session.add(row)
+    return batch.get(job_id)
+
+
+def test_reconcile_closes_jobs_whose_process_is_gone(home, tmp_path, tiny_model_dir):
+    Catalog(load_settings(), open_database(load_settings().database_url)).add("tiny", str(tiny_model_dir))
+    batch = service(home)
+    write_jsonl(tmp_path / "in.jsonl", [{"recordId": "a", "modelInput": llama("hi")}])
+    stopping = add_row(batch, tmp_path, "stopping", "Stopping")
+    crashed = add_row(batch, tmp_path, "crashed", "InProgress")  # restarted MAX_ATTEMPTS times already
+    assert sorted(batch.reconcile()) == sorted([stopping.job_id, crashed.job_id])
+    assert batch.get(stopping.job_id).status == "Stopped"
+    failed = batch.get(crashed.job_id)
+    assert failed.status == "Failed" and "ended unexpectedly 3 times" in failed.message and failed.end_time is not None
+    with pytest.raises(Conflict, match="is Failed; it cannot become Stopping"):
+        batch.stop(crashed.job_id)
+
+
+def test_a_job_still_queued_when_its_timeout_runs_out_expires(home, tmp_path, tiny_model_dir):
+    Catalog(load_settings(), open_database(load_settings().database_url)).add("tiny", str(tiny_model_dir))
+    batch = service(home)
+    write_jsonl(tmp_path / "in.jsonl", [{"recordId": "a", "modelInput": llama("hi")}])
+    row = add_row(batch, tmp_path, "late", "Submitted", attempts=1, pid=None, expires_at=utcnow() - timedelta(seconds=1))
+    batch._launch(row)  # its process validates, is Scheduled, and finds its time gone before a slot
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and batch.get(row.job_id).status not in ENDED:
+        time.sleep(0.2)
+    ended = batch.get(row.job_id)
+    assert ended.status == "Expired" and "timeoutDurationInHours (24)" in ended.message, ended.message
+
+
+def test_the_results_log_drops_a_torn_last_line(tmp_path):
+    path = tmp_path / "results" / "0.jsonl"
+    log = ResultLog(path)
+    log.add(3, {"recordId": "c"}, ok=True, input_tokens=2, output_tokens=5)
+    log.add(1, {"recordId": "a"}, ok=False)
+    log.close()
+    whole = path.read_bytes()
+    path.write_bytes(whole + b'{"line": 2, "ok": tr')  # the process died writing record 2
+    again = ResultLog(path)
+    assert sorted(again.done) == [1, 3] and path.read_bytes() == whole
+    assert counts([again], 4) == {"totalRecordCount": 4, "processedRecordCount": 2, "successRecordCount": 1,
+                                  "errorRecordCount": 1, "inputTokenCount": 2, "outputTokenCount": 5}
+    again.close()
