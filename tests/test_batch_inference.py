@@ -185,7 +185,8 @@ def test_create_refuses_what_it_can_check_naming_the_field(server, bedrock, tmp_
     code, message = refused(input_uri=str(tmp_path / "prose.jsonl"))
     assert code == "ValidationException" and INPUT_FIELD in message and "line 1 is not a JSON object" in message
     (tmp_path / "table.csv").write_text("a,b\n1,2\n")
-    assert refused(input_uri=str(tmp_path / "table.csv"))[1].startswith(f"{INPUT_FIELD}: ") and "not a JSONL file" in refused(input_uri=str(tmp_path / "table.csv"))[1]
+    code, message = refused(input_uri=str(tmp_path / "table.csv"))
+    assert message.startswith(f"{INPUT_FIELD}: ") and "not a JSONL file" in message
     (tmp_path / "empty").mkdir()
     assert "nothing to read" in refused(input_uri=str(tmp_path / "empty") + "/")[1]
     assert refused(name="no spaces please")[0] == "ValidationException"
