@@ -23,7 +23,7 @@ from tuneforge.batch.records import ResultLog, counts
 from tuneforge.batch.service import MAX_ATTEMPTS, BatchService
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database, session_scope, utcnow
-from tuneforge.db.tables import BatchJobRow
+from tuneforge.db.tables import BatchJobRow, CustomizationJobRow
 from tuneforge.errors import Conflict
 from tuneforge.models.resolve import ModelResolver
 from tuneforge.registry.service import CustomModelRegistry
@@ -169,6 +169,39 @@ def test_a_folder_of_files_with_both_body_families_and_a_converse_job(server, be
     listed = bedrock.list_model_invocation_jobs(nameContains="conv")["invocationJobSummaries"]
     assert [j["jobArn"] for j in listed] == [converse_arn]
     assert "up to 4 at once" in job_log(server, converse_arn)  # all its records were in the worker together
+
+
+def test_custom_models_deployments_and_provisioned_models_are_loaded_by_the_job(server, bedrock, tiny_model_dir, tmp_path):
+    """A custom model is served from its own spec in the job's worker (its adapter applied: the same greedy answer as
+    InvokeModel through a deployment, not the base's); a deployment or provisioned model loads the model it serves."""
+    from tests.test_custom_model_deployments import adapter  # a real PEFT adapter with weights far from zero
+
+    settings = load_settings(home=server.home, database_url="")
+    job = CustomizationJobRow(
+        job_id="batchadapt01", job_arn="arn:aws:bedrock:us-east-1:000000000000:model-customization-job/tiny/batchadapt01",
+        job_name="job-batchadapt01", custom_model_name="batch-tuned", role_arn=ROLE, base_model_id="tiny",
+        base_model_arn="arn:aws:bedrock:us-east-1::foundation-model/tiny", customization_type="FINE_TUNING", hyperparameters={},
+        training_data_uri="/data.jsonl", validation_data_uris=[], output_uri="/out", kms_key_id=None)
+    custom = CustomModelRegistry(settings, open_database(settings.database_url)).register(
+        job, artifact_dir=adapter(tiny_model_dir, tmp_path / "adapter", seed=3), artifact_kind="adapter",
+        training_loss=None, validation_loss=None).model_arn
+    deployment = bedrock.create_custom_model_deployment(modelDeploymentName="batch-tuned", modelArn=custom)["customModelDeploymentArn"]
+    provisioned = bedrock.create_provisioned_model_throughput(provisionedModelName="batch-base", modelId="tiny", modelUnits=1)["provisionedModelArn"]
+    body = llama("[INST] Where is room 507? [/INST]", tokens=8)
+    runtime = server.client("bedrock-runtime")
+    expected = {model: json.loads(runtime.invoke_model(modelId=model, body=json.dumps(body))["body"].read())["generation"]
+                for model in (deployment, "tiny")}
+    assert expected[deployment] != expected["tiny"]
+
+    source = str(write_jsonl(tmp_path / "one.jsonl", [{"recordId": "q", "modelInput": body}]))
+    arns = {model: create(bedrock, f"served-{i}", source, str(tmp_path / "out"), model=model)
+            for i, model in enumerate((custom, "batch-tuned", deployment, provisioned))}  # queued: one slot, one after another
+    for model, arn in arns.items():
+        assert wait(bedrock, arn)["status"] == "Completed"
+        line, = out_lines(tmp_path / "out" / arn.rsplit("/", 1)[-1] / "one.jsonl.out")
+        assert line["modelOutput"]["generation"] == expected["tiny" if model == provisioned else deployment], model
+    bedrock.delete_provisioned_model_throughput(provisionedModelId=provisioned)
+    bedrock.delete_custom_model_deployment(customModelDeploymentIdentifier=deployment)
 
 
 def test_create_refuses_what_it_can_check_naming_the_field(server, bedrock, tmp_path):
