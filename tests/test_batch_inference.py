@@ -235,6 +235,9 @@ def test_create_refuses_what_it_can_check_naming_the_field(server, bedrock, tmp_
         create(bedrock, "idempotent", source, str(tmp_path / "out"))
     assert error_of(exc)[0] == "ConflictException" and "jobName" in error_of(exc)[1]
     assert bedrock.list_tags_for_resource(resourceARN=first)["tags"] == [{"key": "team", "value": "nlp"}]
+    bedrock.tag_resource(resourceARN=first, tags=[{"key": "stage", "value": "test"}])
+    bedrock.untag_resource(resourceARN=first, tagKeys=["team"])
+    assert bedrock.list_tags_for_resource(resourceARN=first)["tags"] == [{"key": "stage", "value": "test"}]
     job = wait(bedrock, first)
     assert job["status"] == "Completed" and job["clientRequestToken"] == token
     with pytest.raises(ClientError) as exc:
