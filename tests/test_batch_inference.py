@@ -195,7 +195,7 @@ def test_custom_models_deployments_and_provisioned_models_are_loaded_by_the_job(
 
     source = str(write_jsonl(tmp_path / "one.jsonl", [{"recordId": "q", "modelInput": body}]))
     arns = {model: create(bedrock, f"served-{i}", source, str(tmp_path / "out"), model=model)
-            for i, model in enumerate((custom, "batch-tuned", deployment, provisioned))}  # queued: one slot, one after another
+            for i, model in enumerate((custom, deployment, provisioned))}  # queued: one slot, one after another
     for model, arn in arns.items():
         assert wait(bedrock, arn)["status"] == "Completed"
         line, = out_lines(tmp_path / "out" / arn.rsplit("/", 1)[-1] / "one.jsonl.out")
