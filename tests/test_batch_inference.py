@@ -15,6 +15,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import psutil
 import pytest
 from botocore.exceptions import ClientError
 
@@ -264,18 +265,28 @@ def test_stop_keeps_what_finished(server, bedrock, tmp_path):
 
 
 def test_a_killed_job_resumes_without_redoing_finished_records(server, bedrock, tmp_path):
+    """First its model worker is killed (the job starts another and goes on), then the job's whole process group."""
     total = 300
     records = [{"recordId": f"k{i}", "modelInput": llama(f"Describe item {i}", tokens=48, temperature=1.0)} for i in range(total)]
     arn = create(bedrock, "resumed", str(write_jsonl(tmp_path / "many.jsonl", records)), str(tmp_path / "out"))
-    wait(bedrock, arn, check=lambda job: job.get("processedRecordCount", 0) >= 20)
+    wait(bedrock, arn, check=lambda job: job.get("processedRecordCount", 0) >= 10)
     row = service(server.home).get(arn)
+    worker, = psutil.Process(row.pid).children()
+    worker.kill()  # as the out-of-memory killer would
+    deadline = time.monotonic() + 30
+    while "the model worker died" not in job_log(server, arn):
+        assert time.monotonic() < deadline, job_log(server, arn)
+        time.sleep(0.2)
+    replaced = bedrock.get_model_invocation_job(jobIdentifier=arn)
+    assert replaced["status"] == "InProgress", replaced
+    wait(bedrock, arn, check=lambda job: job.get("processedRecordCount", 0) >= replaced["processedRecordCount"] + 20)
     os.killpg(row.pid, signal.SIGKILL)  # the job and its worker, as a crash of the host would
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and os.path.exists(f"/proc/{row.pid}"):
         time.sleep(0.1)
     results = Path(row.work_dir) / "results" / "0.jsonl"
     before = {json.loads(line)["line"]: json.loads(line) for line in results.read_bytes().split(b"\n")[:-1]}  # a torn tail is dropped
-    assert 20 <= len(before) < total
+    assert replaced["processedRecordCount"] + 20 <= len(before) < total
     assert bedrock.get_model_invocation_job(jobIdentifier=arn)["status"] == "InProgress"  # nobody noticed yet
 
     service(server.home)  # building a service reconciles, as a restarted server does: the job's process starts again
@@ -285,7 +296,8 @@ def test_a_killed_job_resumes_without_redoing_finished_records(server, bedrock, 
     assert [line["recordId"] for line in lines] == [f"k{i}" for i in range(total)]  # each once, in input order
     for number, entry in before.items():  # temperature 1: a record sent again would have another generation
         assert lines[number - 1] == entry["result"]
-    assert f"sent {total - len(before)} records to the worker" in job_log(server, arn)
+    sent = re.findall(r"sent (\d+) records to the worker", job_log(server, arn))
+    assert sent[-1] == str(total - len(before))  # the restarted process sent only the records not done
 
 
 def test_200_dialogsum_records_complete_in_bedrocks_layout(server, bedrock, tmp_path):

@@ -8,7 +8,8 @@ Reads top to bottom:
   appending each finished record to the job's results -> write Bedrock's output files -> Completed, or
   PartiallyCompleted when some records ended with an error (or the timeout came first).
 A bad record (not JSON, no recordId or modelInput, a body the model's family refuses, a prompt longer than the
-context) ends as its own error line; the job goes on. SIGTERM (StopModelInvocationJob) cancels what is in flight
+context) ends as its own error line; the job goes on. A worker that dies is replaced (WORKER_ATTEMPTS in all) and
+gets the records that were in flight. SIGTERM (StopModelInvocationJob) cancels what is in flight
 and publishes what finished: Stopped. A restarted process (its predecessor died) re-reads the results and sends
 only the records not done. Its log is `<work_dir>/job.log`.
 """
@@ -50,6 +51,7 @@ HEARTBEAT_SECONDS = 1.0  # how often counts, progress and the heartbeat reach th
 SLOT_POLL_SECONDS = 1.0
 TICK_SECONDS = 0.2  # how soon a stop is noticed while every record in flight is still generating
 THROTTLED_RETRY_SECONDS = 0.5
+WORKER_ATTEMPTS = 3  # a model worker that dies (out of memory, killed) is replaced this many times in all
 
 
 class BatchStopped(Exception):
@@ -157,26 +159,35 @@ class BatchProcess:
         capacity = Capacity(max_batch_size=self.settings.max_batch_size, max_queue=self.settings.max_queue,
                             engine=self.settings.serving_engine,
                             python=(self.settings.vllm_python or None) if self.settings.serving_engine == "vllm" else None)
-        spec = capacity.apply(models.worker_spec(model.ref))
         self.logs = open_logs(self.work_dir, self.files)
-        done = sum(len(log.done) for log in self.logs)
-        print(f"batch job {self.job_id}: {self.total} records, {done} done before; loading {spec.model_id}", flush=True)
+        began = time.perf_counter()
         try:
-            with WorkerProcess(spec) as worker:
-                models.registry.release(spec)  # an encrypted model's decrypted copy: the worker has read it
-                self.save(progress={"phase": "inferring"}, heartbeat_at=utcnow())
-                # twice the batch: when a sequence finishes, the next one is already queued in the worker
-                window = min(2 * spec.max_batch_size, spec.max_batch_size + spec.max_queue)
-                began = time.perf_counter()
-                asyncio.run(self.send_all(worker, model.body_format, window))
-                infer_seconds = time.perf_counter() - began  # the model loaded: what bench/batch_inference.py compares
+            for attempt in range(1, WORKER_ATTEMPTS + 1):
+                # a fresh spec each time: an encrypted custom model's decrypted copy is removed once a worker loaded it
+                spec = capacity.apply(models.worker_spec(model.ref))
+                done = sum(len(log.done) for log in self.logs)
+                print(f"batch job {self.job_id}: {self.total} records, {done} done; loading {spec.model_id}", flush=True)
+                with WorkerProcess(spec) as worker:
+                    models.registry.release(spec)
+                    self.save(progress={"phase": "inferring"}, heartbeat_at=utcnow())
+                    # twice the batch: when a sequence finishes, the next one is already queued in the worker
+                    window = min(2 * spec.max_batch_size, spec.max_batch_size + spec.max_queue)
+                    asyncio.run(self.send_all(worker, model.body_format, window))
+                if self.stopping() or self.worker_failure is None:
+                    break
+                if attempt < WORKER_ATTEMPTS:  # its records in flight were not written: the next worker gets them
+                    print(f"batch job {self.job_id}: the model worker died ({self.worker_failure.message}); "
+                          "starting another", flush=True)
+                    self.worker_failure = None
+            infer_seconds = time.perf_counter() - began  # model loads included after the first: what the bench compares
         finally:
             for log in self.logs:
                 log.close()
         if self.stopping():
             raise BatchStopped()
         if self.worker_failure is not None:
-            raise self.worker_failure
+            raise ModelFailure(f"the model worker died {WORKER_ATTEMPTS} times, the last: {self.worker_failure.message}. "
+                               "The records it finished are in the output; see the job's log")
         manifest = self.publish()
         if self.timed_out:
             target = BatchStatus.PARTIALLY_COMPLETED
