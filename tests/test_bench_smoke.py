@@ -25,6 +25,8 @@ TIMEOUT = 1800  # seconds: a hung benchmark fails the run instead of stalling CI
 # script's docstring, so the command a reader sees there is the one that is tested
 SMOKE = [
     pytest.param("api_auth.py", [], ["no-auth", "ratio"], id="api_auth"),
+    pytest.param("batch_inference.py", [], ["InvokeModel one by one", "throughput ratio (batch job inference"], id="batch_inference",
+                 marks=pytest.mark.slow),
     pytest.param("concurrent_streams.py", [], ["streams held", "ratio current/baseline"], id="concurrent_streams"),
     pytest.param("cpu_dtype.py", [], ["decode tokens/s", "ratio", "perplexity"], id="cpu_dtype", marks=pytest.mark.slow),
     pytest.param("fail_fast.py", [], ["baseline", "ratio"], id="fail_fast"),

@@ -20,7 +20,9 @@ ALLOWED_IMPORTS = {
 }
 # package -> the only packages that may import it
 ALLOWED_IMPORTERS = {
-    "wire": {"api", "cli"},  # Bedrock's shapes stay at the edge
+    # Bedrock's shapes stay at the edge; a batch job's records are InvokeModel/Converse bodies in files, so its process
+    # reads and writes them with the same codecs as the API (wire.bodies, wire.batch)
+    "wire": {"api", "cli", "batch"},
     "api": {"cli"},
     "cli": {"__main__"},
 }

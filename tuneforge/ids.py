@@ -32,6 +32,7 @@ class ArnType(str, Enum):
     PROVISIONED_MODEL = "provisioned-model"
     CUSTOM_MODEL_DEPLOYMENT = "custom-model-deployment"
     CUSTOMIZATION_JOB = "model-customization-job"
+    INVOCATION_JOB = "model-invocation-job"
     KNOWLEDGE_BASE = "knowledge-base"
 
 
@@ -84,6 +85,11 @@ def foundation_model_arn(region: str, model_id: str) -> str:
 
 def job_arn(account: Account, base_model_id: str, job_id: str) -> str:
     return f"arn:aws:bedrock:{account.region}:{account.account_id}:model-customization-job/{base_model_id}/{job_id}"
+
+
+def invocation_job_arn(account: Account, job_id: str) -> str:
+    """A batch inference job (CreateModelInvocationJob): no model in the path, unlike a customization job's."""
+    return f"arn:aws:bedrock:{account.region}:{account.account_id}:model-invocation-job/{job_id}"
 
 
 def custom_model_arn(account: Account, base_model_id: str, model_id: str) -> str:

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     region: str = Field(default_factory=_default_region, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     account_id: str = Field(default="000000000000", pattern=r"^\d{12}$")
     job_concurrency: int = Field(default=1, ge=1, le=64, description="customization jobs that train at once, across every host sharing the database")
+    batch_concurrency: int = Field(default=1, ge=1, le=64, description="batch inference jobs that run at once, across every host sharing the database")
     max_model_units: int = Field(default=8, ge=1, le=256, description="model units (worker processes) one provisioned throughput may ask for")
     max_queue: int = Field(default=64, ge=1, le=100_000, description="requests a serving worker queues before it throttles")
     max_batch_size: int = Field(default=8, ge=1, le=1024, description="sequences a serving worker decodes together")

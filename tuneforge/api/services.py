@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from tuneforge.api.metrics import ApiMetrics
+from tuneforge.batch.service import BatchService
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database
 from tuneforge.files.service import FileService
@@ -49,6 +50,7 @@ class Services:
     metrics: ApiMetrics
     resolver: Resolver
     files: FileService
+    batch: BatchService
     reconciler: Reconciler
 
     @classmethod
@@ -63,6 +65,7 @@ class Services:
         # an encrypted custom model is loaded from a decrypted copy, removed once its worker has read it
         pool = WorkerPool(capacity=capacity, release=registry.release)
         custom_deployments = CustomModelDeployments(settings, sessions, deployments.models)
+        batch = BatchService(settings, sessions, deployments.models, custom_deployments)  # reconciles: restarts dead jobs
         supervisor = Supervisor(deployments, capacity=capacity).start()
         knowledge = KnowledgeBaseService(settings, sessions, catalog)
         # rerankers: one worker per model in the pool; the spec (a catalog lookup) first, so that a model that is
@@ -80,6 +83,7 @@ class Services:
             ArnType.CUSTOM_MODEL: lambda arn: registry.get(arn).model_arn,
             ArnType.PROVISIONED_MODEL: lambda arn: deployments.get(arn).provisioned_model_arn,
             ArnType.CUSTOM_MODEL_DEPLOYMENT: lambda arn: custom_deployments.get(arn).deployment_arn,
+            ArnType.INVOCATION_JOB: lambda arn: batch.get(arn).job_arn,
         })
         metrics = ApiMetrics(jobs.count_by_status, lambda: {
             **{key: w.pending() for key, w in pool.loaded().items()},
@@ -87,8 +91,8 @@ class Services:
         })
         return cls(settings, catalog, jobs, registry, pool, deployments, custom_deployments, supervisor, knowledge, retriever, reranker,
                    AccessKeys(settings, sessions), AuditLog(sessions), tags, metrics,
-                   Resolver(deployments.models, pool, supervisor, custom_deployments), FileService(settings, sessions),
-                   Reconciler([jobs.reconcile, knowledge.reconcile]).start())
+                   Resolver(deployments.models, pool, supervisor, custom_deployments), FileService(settings, sessions), batch,
+                   Reconciler([jobs.reconcile, knowledge.reconcile, batch.reconcile]).start())
 
     def close(self) -> None:
         self.reconciler.close()

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from tuneforge import __version__
-from tuneforge.cli import chat, custom_deployments, data, deployments, eval, invoke, jobs, kb, keys, models, serve
+from tuneforge.cli import batch, chat, custom_deployments, data, deployments, eval, invoke, jobs, kb, keys, models, serve
 from tuneforge.cli.runtime import report
 from tuneforge.errors import TuneforgeError
 
@@ -22,6 +22,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(jobs.models_app, name="custom-models")
 app.add_typer(deployments.app, name="deployments")
 app.add_typer(custom_deployments.app, name="custom-deployments")
+app.add_typer(batch.app, name="batch")
 app.add_typer(data.app, name="data")
 app.add_typer(eval.app, name="eval")
 app.add_typer(kb.app, name="kb")

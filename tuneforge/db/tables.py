@@ -251,6 +251,51 @@ class CustomModelDeploymentRow(Timestamps, Base):
     failure_message: Mapped[str | None] = mapped_column(String(4096), nullable=True)
 
 
+class BatchJobRow(Timestamps, Base):
+    """A batch inference job (Bedrock CreateModelInvocationJob), run by its own process (tuneforge.batch.process).
+    `created_at` is submitTime, `updated_at` lastModifiedTime; the process columns work as in CustomizationJobRow."""
+
+    __tablename__ = "model_invocation_jobs"
+
+    job_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    job_arn: Mapped[str] = mapped_column(String(1011), unique=True)
+    job_name: Mapped[str] = mapped_column(String(63), unique=True)
+    client_request_token: Mapped[str | None] = mapped_column(String(256), unique=True, nullable=True)
+    role_arn: Mapped[str] = mapped_column(String(2048))
+    model_id: Mapped[str] = mapped_column(String(2048))  # as given: the job resolves it when it starts its worker
+    invocation_type: Mapped[str] = mapped_column(String(20))  # InvokeModel | Converse
+    input_config: Mapped[dict] = mapped_column(JSON)  # s3InputDataConfig as sent
+    output_config: Mapped[dict] = mapped_column(JSON)  # s3OutputDataConfig as sent
+    vpc_config: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    timeout_hours: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())  # jobExpirationTime
+    status: Mapped[str] = mapped_column(String(20), index=True)  # tuneforge.batch.states.BatchStatus
+    message: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    end_time: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    counts: Mapped[dict] = mapped_column(JSON)  # the manifest's record and token counts, as the job last wrote them
+    progress: Mapped[dict] = mapped_column(JSON)  # phase, records/s, output tokens/s
+    work_dir: Mapped[str] = mapped_column(String(1024))
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pid_started_at: Mapped[float | None] = mapped_column(nullable=True)
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class BatchSlotRow(Base):
+    """One of the TUNEFORGE_BATCH_CONCURRENCY slots while a batch job's process holds it (tuneforge.batch.queue);
+    claimed and freed as JobSlotRow is."""
+
+    __tablename__ = "batch_job_slots"
+
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    job_id: Mapped[str] = mapped_column(String(12), ForeignKey("model_invocation_jobs.job_id", ondelete="CASCADE"), unique=True)
+    pid: Mapped[int] = mapped_column(Integer)
+    pid_started_at: Mapped[float] = mapped_column()
+    host: Mapped[str] = mapped_column(String(255))
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class KnowledgeBaseRow(Timestamps, Base):
     """A knowledge base (Bedrock CreateKnowledgeBase). Its chunks live in the vector store that
     `storage` names (tuneforge.knowledge.stores.open_store); the embedding model is fixed at creation."""

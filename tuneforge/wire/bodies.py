@@ -12,6 +12,8 @@ Two families, chosen per catalog entry (FoundationModel.body_format):
   -> {"inputTextTokenCount", "results": [{"tokenCount", "outputText", "completionReason"}]}.
   Titan's conversational form ("User: ...\nBot:") likewise becomes chat messages; other text is sent as is.
 
+Converse requests (`parse_converse`, `render_converse`): text content blocks, system, inferenceConfig; Converse and
+ConverseStream parse them from botocore's shape, a batch job from a record's modelInput, so every field is checked.
 Streaming chunks follow Bedrock's shapes for each family. No torch, no HTTP here.
 """
 
@@ -187,4 +189,65 @@ def render_stream_chunk(delta: Delta, body_format: BodyFormat, *, first: bool, p
         "totalOutputTextTokenCount": tokens_so_far,
         "completionReason": _TITAN_REASON[final.stop_reason] if final else None,
         "inputTextTokenCount": prompt_tokens if first else None,
+    }
+
+
+def family_of(data: dict) -> BodyFormat:
+    """A body's family when the model takes either: Titan when it has inputText, else Llama 2 (whose parser names
+    a missing `prompt`)."""
+    return BodyFormat.TITAN if "inputText" in data else BodyFormat.LLAMA2
+
+
+CONVERSE_KEYS = {"messages", "system", "inferenceConfig"}
+CONVERSE_CONFIG_KEYS = {"maxTokens", "temperature", "topP", "stopSequences"}
+_CONVERSE_REASON = {StopReason.END: "end_turn", StopReason.LENGTH: "max_tokens", StopReason.STOP_SEQUENCE: "stop_sequence"}
+
+
+def parse_converse(data: dict) -> GenerationRequest:
+    """A Converse request (messages, system, inferenceConfig) as a GenerationRequest; only text blocks are served."""
+    _unknown(data, CONVERSE_KEYS, "Converse request")
+    raw_messages = data.get("messages")
+    if not isinstance(raw_messages, list) or not raw_messages:
+        raise InvalidInput("messages is required and must be a non-empty list", field="messages")
+    system = data.get("system") or []
+    if not isinstance(system, list) or not all(isinstance(b, dict) and isinstance(b.get("text"), str) for b in system):
+        raise InvalidInput('system must be a list of {"text": ...} blocks', field="system")
+    messages: list[Message] = [Message("system", "\n".join(b["text"] for b in system))] if system else []
+    for i, message in enumerate(raw_messages):
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            raise InvalidInput(f"messages[{i}].role must be user or assistant", field=f"messages[{i}].role")
+        content = message.get("content")
+        if not isinstance(content, list) or not content:
+            raise InvalidInput(f"messages[{i}].content must be a non-empty list of content blocks", field=f"messages[{i}].content")
+        texts = []
+        for j, block in enumerate(content):
+            if not isinstance(block, dict) or set(block) != {"text"} or not isinstance(block["text"], str):
+                got = sorted(block) if isinstance(block, dict) else type(block).__name__
+                raise InvalidInput(f"messages[{i}].content[{j}]: only text content blocks are supported, got {got}",
+                                   field=f"messages[{i}].content")
+            texts.append(block["text"])
+        messages.append(Message(message["role"], "\n".join(texts)))
+    config = data.get("inferenceConfig") or {}
+    if not isinstance(config, dict):
+        raise InvalidInput("inferenceConfig must be an object", field="inferenceConfig")
+    _unknown(config, CONVERSE_CONFIG_KEYS, "inferenceConfig")
+    stops = config.get("stopSequences") or []
+    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+        raise InvalidInput("inferenceConfig.stopSequences must be a list of non-empty strings", field="stopSequences")
+    return GenerationRequest(messages=tuple(messages), params=SamplingParams(
+        temperature=_number(config, "temperature", 0.7, 0.0, 1.0, "inferenceConfig."),
+        top_p=_number(config, "topP", 0.9, 0.0, 1.0, "inferenceConfig."),
+        max_tokens=_integer(config, "maxTokens", 512, 1, 8192, "inferenceConfig."),
+        stop=tuple(stops),
+    ))
+
+
+def render_converse(result: GenerationResult, latency_ms: int) -> dict:
+    """Converse's response body."""
+    return {
+        "output": {"message": {"role": "assistant", "content": [{"text": result.text}]}},
+        "stopReason": _CONVERSE_REASON[result.stop_reason],
+        "usage": {"inputTokens": result.prompt_tokens, "outputTokens": result.completion_tokens,
+                  "totalTokens": result.prompt_tokens + result.completion_tokens},
+        "metrics": {"latencyMs": latency_ms},
     }

@@ -1,4 +1,5 @@
-"""The `bedrock` control plane: foundation models, customization jobs, custom models, provisioned throughput.
+"""The `bedrock` control plane: foundation models, customization jobs, custom models, provisioned throughput, batch
+inference jobs.
 
 Each handler parses nothing itself (tuneforge.api.aws.protocol did, from botocore's model), calls one service
 function and shapes the reply like Bedrock's output shape.
@@ -11,9 +12,11 @@ from typing import Any
 from starlette.requests import Request
 
 from tuneforge.api.services import services
+from tuneforge.batch.request import BatchJobRequest
 from tuneforge.catalog.entries import Customization, InferenceType, Modality
 from tuneforge.errors import InvalidInput
 from tuneforge.jobs.spec import JobRequest
+from tuneforge.wire.batch import job_detail as batch_job_detail, job_summary as batch_job_summary
 from tuneforge.wire.deployments import custom_deployment_detail, custom_deployment_summary, deployment_detail, deployment_summary
 from tuneforge.wire.jobs import job_detail, job_summary, model_detail, model_summary
 
@@ -187,7 +190,50 @@ def delete_custom_model_deployment(request: Request, params: dict[str, Any]) -> 
     return {}
 
 
+def create_model_invocation_job(request: Request, params: dict[str, Any]) -> dict:
+    source = params["inputDataConfig"].get("s3InputDataConfig") or {}
+    target = params["outputDataConfig"].get("s3OutputDataConfig") or {}
+    for config, name in ((source, "inputDataConfig.s3InputDataConfig"), (target, "outputDataConfig.s3OutputDataConfig")):
+        if not config.get("s3Uri"):
+            raise InvalidInput(f"{name}.s3Uri is required", field=f"{name}.s3Uri")
+    job = services(request).batch.create(BatchJobRequest(
+        job_name=params["jobName"], role_arn=params["roleArn"], model_id=params["modelId"],
+        input_uri=source["s3Uri"], output_uri=target["s3Uri"],
+        invocation_type=params.get("modelInvocationType", "InvokeModel"), input_format=source.get("s3InputFormat"),
+        input_bucket_owner=source.get("s3BucketOwner"), output_bucket_owner=target.get("s3BucketOwner"),
+        output_kms_key_id=target.get("s3EncryptionKeyId"), vpc_config=params.get("vpcConfig"),
+        timeout_hours=params.get("timeoutDurationInHours"), client_request_token=params.get("clientRequestToken"),
+        tags=tuple((t["key"], t["value"]) for t in params.get("tags") or []),
+    ))
+    return {"jobArn": job.job_arn}
+
+
+def get_model_invocation_job(request: Request, params: dict[str, Any]) -> dict:
+    return batch_job_detail(services(request).batch.get(params["jobIdentifier"]))
+
+
+def list_model_invocation_jobs(request: Request, params: dict[str, Any]) -> dict:
+    found = services(request).batch.list(
+        status=params.get("statusEquals"), name_contains=params.get("nameContains"),
+        submitted_after=params.get("submitTimeAfter"), submitted_before=params.get("submitTimeBefore"),
+        ascending=_sort_ascending(params), max_results=params.get("maxResults"), next_token=params.get("nextToken"),
+    )
+    reply: dict[str, Any] = {"invocationJobSummaries": [batch_job_summary(j) for j in found.jobs]}
+    if found.next_token:
+        reply["nextToken"] = found.next_token
+    return reply
+
+
+def stop_model_invocation_job(request: Request, params: dict[str, Any]) -> dict:
+    services(request).batch.stop(params["jobIdentifier"], wait=False)
+    return {}
+
+
 HANDLERS = {
+    "CreateModelInvocationJob": create_model_invocation_job,
+    "GetModelInvocationJob": get_model_invocation_job,
+    "ListModelInvocationJobs": list_model_invocation_jobs,
+    "StopModelInvocationJob": stop_model_invocation_job,
     "CreateCustomModelDeployment": create_custom_model_deployment,
     "GetCustomModelDeployment": get_custom_model_deployment,
     "ListCustomModelDeployments": list_custom_model_deployments,

@@ -23,7 +23,7 @@ from tuneforge.api.services import services
 from tuneforge.catalog.entries import BodyFormat
 from tuneforge.errors import InvalidInput, TuneforgeError
 from tuneforge.inference.params import GenerationRequest, Message, SamplingParams, StopReason
-from tuneforge.wire.bodies import parse_body, render_response, render_stream_chunk
+from tuneforge.wire.bodies import parse_body, render_converse, render_response, render_stream_chunk
 from tuneforge.wire.errors import stream_member
 
 _CONVERSE_REASON = {StopReason.END: "end_turn", StopReason.LENGTH: "max_tokens", StopReason.STOP_SEQUENCE: "stop_sequence"}
@@ -111,13 +111,7 @@ async def converse(request: Request, params: dict[str, Any]) -> dict:
     worker, _ = await target(request, params["modelId"])
     began = time.perf_counter()
     result = await worker.agenerate(_converse_request(params))
-    return {
-        "output": {"message": {"role": "assistant", "content": [{"text": result.text}]}},
-        "stopReason": _CONVERSE_REASON[result.stop_reason],
-        "usage": {"inputTokens": result.prompt_tokens, "outputTokens": result.completion_tokens,
-                  "totalTokens": result.prompt_tokens + result.completion_tokens},
-        "metrics": {"latencyMs": int((time.perf_counter() - began) * 1000)},
-    }
+    return render_converse(result, int((time.perf_counter() - began) * 1000))
 
 
 async def converse_stream(request: Request, params: dict[str, Any]) -> Response:

@@ -1,7 +1,7 @@
 """uploaded files; the OpenAI side of customization jobs
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-04 22:00:00.000000
 
 OpenAI's /v1/files (tuneforge.files) and /v1/fine_tuning/jobs: a job created there records the files it trains on,
@@ -12,7 +12,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = '0010'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
