@@ -37,7 +37,8 @@ from tuneforge.listing import by_creation, page
 from tuneforge.models.resolve import LOADABLE, CustomRef, FoundationRef, Kind, ModelResolver, ProvisionedRef
 from tuneforge.processes.detached import STOP_GRACE_SECONDS, presumed_alive
 from tuneforge.processes.executor import Executor
-from tuneforge.processes.local import LOCAL, LOG_NAME
+from tuneforge.processes.executors import executor_for
+from tuneforge.processes.local import LOG_NAME
 from tuneforge.registry.tags import check_tags, store_tags
 from tuneforge.serving.custom_deployments import CustomModelDeployments
 from tuneforge.settings import Settings
@@ -84,12 +85,12 @@ class BatchJobPage:
 
 class BatchService:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], models: ModelResolver,
-                 deployments: CustomModelDeployments, *, reconcile: bool = True, executor: Executor = LOCAL) -> None:
+                 deployments: CustomModelDeployments, *, reconcile: bool = True, executor: Executor | None = None) -> None:
         self.settings = settings
         self.sessions = sessions
         self.models = models
         self.deployments = deployments
-        self.executor = executor
+        self.executor = executor or executor_for(settings)  # TUNEFORGE_EXECUTOR: local, or a Ray cluster
         if reconcile:
             self.reconcile()
 
@@ -156,8 +157,9 @@ class BatchService:
         resolve_model(self.models, self.deployments, request.model_id)
         check_jsonl(input_files(request.input_uri))
 
-    def _launch(self, row: BatchJobRow) -> None:
-        handle = self.executor.start(BATCH_MODULE, row.job_id, Path(row.work_dir), env={
+    def _launch(self, row: BatchJobRow, attempt: int | None = None) -> None:
+        # one run id per attempt: a cluster executor submits each once, so a retried launch never runs twice
+        handle = self.executor.start(BATCH_MODULE, row.job_id, Path(row.work_dir), run_id=f"{row.job_id}-{attempt or row.attempts}", env={
             "TUNEFORGE_HOME": str(self.settings.home), "TUNEFORGE_DATABASE_URL": self.settings.database_url})
         with session_scope(self.sessions) as session:
             session.execute(update(BatchJobRow).where(BatchJobRow.job_id == row.job_id).values(
@@ -210,10 +212,10 @@ class BatchService:
         except Conflict:  # it ended between our read and our write
             return self.get(row.job_id)
         if row.pid is not None and wait:
-            self.executor.terminate_tree(row.pid, row.pid_started_at, grace_seconds=STOP_GRACE_SECONDS)
+            self.executor.terminate_tree(row.pid, row.pid_started_at, grace_seconds=STOP_GRACE_SECONDS, host=row.host)
             self._finish_if_dead(self.get(row.job_id))
         elif row.pid is not None:
-            self.executor.signal_stop(row.pid, row.pid_started_at)
+            self.executor.signal_stop(row.pid, row.pid_started_at, host=row.host)
         return self.get(row.job_id)
 
     # ---- recovery -------------------------------------------------------------------------------
@@ -237,7 +239,7 @@ class BatchService:
                 if won:
                     release_slot(session, row.job_id)
             if won:
-                self._launch(row)  # it re-reads its results and sends only the records not done
+                self._launch(row, attempt=row.attempts + 1)  # it re-reads its results and sends only the records not done
             return bool(won)
         if row.status == BatchStatus.STOPPING.value:
             target, message = BatchStatus.STOPPED, row.message
