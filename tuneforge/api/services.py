@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from tuneforge.api.metrics import ApiMetrics
+from tuneforge.batch.links import BatchLinks
 from tuneforge.batch.service import BatchService
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database
@@ -51,6 +52,7 @@ class Services:
     resolver: Resolver
     files: FileService
     batch: BatchService
+    batch_links: BatchLinks
     reconciler: Reconciler
 
     @classmethod
@@ -91,7 +93,7 @@ class Services:
         })
         return cls(settings, catalog, jobs, registry, pool, deployments, custom_deployments, supervisor, knowledge, retriever, reranker,
                    AccessKeys(settings, sessions), AuditLog(sessions), tags, metrics,
-                   Resolver(deployments.models, pool, supervisor, custom_deployments), FileService(settings, sessions), batch,
+                   Resolver(deployments.models, pool, supervisor, custom_deployments), FileService(settings, sessions), batch, BatchLinks(sessions),
                    Reconciler([jobs.reconcile, knowledge.reconcile, batch.reconcile]).start())
 
     def close(self) -> None:

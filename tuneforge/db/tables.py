@@ -422,3 +422,18 @@ class FileRow(Timestamps, Base):
     size: Mapped[int] = mapped_column(BigInteger)
     records: Mapped[int] = mapped_column(Integer)  # JSON lines it holds
     uri: Mapped[str] = mapped_column(String(1024))
+
+
+class OpenAIBatchRow(Timestamps, Base):
+    """An OpenAI batch (/v1/batches): the model invocation job that runs it, the file it read, the files it wrote."""
+
+    __tablename__ = "openai_batches"
+
+    batch_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(12), ForeignKey("model_invocation_jobs.job_id", ondelete="CASCADE"), unique=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    input_file_id: Mapped[str] = mapped_column(String(40))
+    output_file_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    error_file_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    refused: Mapped[dict] = mapped_column(JSON)  # custom_id -> why its request could not be sent (line checked at create)
+    batch_metadata: Mapped[dict | None] = mapped_column(JSON, nullable=True)

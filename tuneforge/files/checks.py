@@ -20,6 +20,10 @@ from tuneforge.errors import InvalidInput
 class Purpose(StrEnum):
     FINE_TUNE = "fine-tune"
     BATCH = "batch"
+    BATCH_OUTPUT = "batch_output"  # written by tuneforge (a batch's results and errors), never uploaded
+
+
+UPLOADABLE = (Purpose.FINE_TUNE, Purpose.BATCH)
 
 
 BATCH_URLS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
@@ -27,12 +31,16 @@ MAX_BATCH_REQUESTS = 50_000  # OpenAI's limit per batch file
 _BATCH_KEYS = ("custom_id", "method", "url", "body")
 
 
-def parse_purpose(value: str) -> Purpose:
+def parse_purpose(value: str, *, uploading: bool = True) -> Purpose:
+    allowed = UPLOADABLE if uploading else tuple(Purpose)
     try:
-        return Purpose(value)
+        purpose = Purpose(value)
     except ValueError:
-        raise InvalidInput(f"purpose: tuneforge keeps files for {', '.join(repr(p.value) for p in Purpose)}, got {value!r}",
-                           field="purpose") from None
+        purpose = None
+    if purpose not in allowed:
+        raise InvalidInput(f"purpose: tuneforge keeps files for {', '.join(repr(p.value) for p in allowed)}, got {value!r}",
+                           field="purpose")
+    return purpose
 
 
 def check_file(path: Path, purpose: Purpose, filename: str) -> int:

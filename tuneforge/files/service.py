@@ -60,6 +60,20 @@ class FileService:
             raise
         return self.get(file_id)
 
+    def store(self, data: bytes, *, filename: str, purpose: Purpose) -> FileRow:
+        """A file tuneforge writes itself (a batch's output): no check, the same row and listing as an upload."""
+        file_id = new_file_id()
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.root / file_id
+        partial = self.root / f".{file_id}.partial"
+        partial.write_bytes(data)
+        os.replace(partial, final)
+        row = FileRow(file_id=file_id, filename=filename, purpose=purpose.value, size=len(data), records=data.count(b"\n"),
+                      uri=str(final))
+        with session_scope(self.sessions) as session:
+            session.add(row)
+        return self.get(file_id)
+
     def _copy(self, source: BinaryIO, target: Path) -> int:
         limit = self.settings.max_upload_bytes
         size = 0
@@ -96,7 +110,7 @@ class FileService:
             raise InvalidInput(f"order must be 'asc' or 'desc', got {order!r}", field="order")
         query = select(FileRow)
         if purpose:
-            query = query.where(FileRow.purpose == parse_purpose(purpose).value)
+            query = query.where(FileRow.purpose == parse_purpose(purpose, uploading=False).value)
         newest_first = order == "desc"
         query = query.order_by(*(
             (FileRow.created_at.desc(), FileRow.file_id.desc()) if newest_first else (FileRow.created_at.asc(), FileRow.file_id.asc())))

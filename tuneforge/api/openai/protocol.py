@@ -159,3 +159,11 @@ class FineTuningJobRequest(_Wire):
             raise InvalidInput("hyperparameters: give them in method.supervised.hyperparameters or at the top level, not both",
                                field="hyperparameters")
         return nested or self.hyperparameters or FineTuningHyperparameters()
+
+
+# ---- batches ----------------------------------------------------------------------------------------------------
+class BatchRequest(_Wire):
+    input_file_id: str = Field(min_length=1)
+    endpoint: str = Field(min_length=1)
+    completion_window: str = "24h"
+    metadata: dict[str, str] | None = None

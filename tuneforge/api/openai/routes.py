@@ -16,9 +16,9 @@ from starlette.routing import Route
 
 from tuneforge.api.auth import authenticate_bearer, authorize
 from tuneforge.api.limits import read_body
-from tuneforge.api.openai import files, fine_tuning, serving
+from tuneforge.api.openai import batches, files, fine_tuning, serving
 from tuneforge.api.openai.errors import error_response, http_error_response
-from tuneforge.api.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, FineTuningJobRequest, parse
+from tuneforge.api.openai.protocol import BatchRequest, ChatCompletionRequest, CompletionRequest, EmbeddingRequest, FineTuningJobRequest, parse
 from tuneforge.api.services import Services, services
 from tuneforge.errors import InvalidInput, NotFound, TuneforgeError
 from tuneforge.wire.errors import openai_http
@@ -131,7 +131,12 @@ def _list_jobs(s: Services, request: Request, body: bytes):
     return fine_tuning.list_jobs(s, after=request.query_params.get("after"), limit=_int(request, "limit", 20), metadata=metadata)
 
 
-_PATHS = {"/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/files", "/v1/fine_tuning/jobs"}
+def _list_batches(s: Services, request: Request, body: bytes):
+    _known_query(request, "after", "limit")
+    return batches.list_batches(s, after=request.query_params.get("after"), limit=_int(request, "limit", 20))
+
+
+_PATHS = {"/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/files", "/v1/fine_tuning/jobs", "/v1/batches"}
 
 
 async def _unknown(request: Request) -> Response:
@@ -139,11 +144,11 @@ async def _unknown(request: Request) -> Response:
     path = request.url.path
     if path in _PATHS or (path.startswith("/v1/models/") and request.method != "GET"):
         # a known path with another method: 405, as HTTP (and the OpenAPI document) says, not 404
-        allow = "GET" if path.startswith("/v1/models") else "GET, POST" if path in ("/v1/files", "/v1/fine_tuning/jobs") else "POST"
+        allow = "GET" if path.startswith("/v1/models") else "GET, POST" if path in ("/v1/files", "/v1/fine_tuning/jobs", "/v1/batches") else "POST"
         return http_error_response(openai_http(405), f"{request.method} is not allowed on {path}", headers={"Allow": allow})
     return error_response(NotFound(f"{request.method} {request.url.path} is not an endpoint of tuneforge's OpenAI API: "
-                                   "it serves /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/files "
-                                   "and /v1/fine_tuning/jobs"))
+                                   "it serves /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/files, "
+                                   "/v1/fine_tuning/jobs and /v1/batches"))
 
 
 def routes() -> list[Route]:
@@ -170,5 +175,12 @@ def routes() -> list[Route]:
                _blocking(lambda s, request, body: fine_tuning.cancel(s, request.path_params["job_id"])), mutating=True),
         _route("/v1/fine_tuning/jobs/{job_id}/events", "GET", "ListFineTuningEvents", _job_page(fine_tuning.events)),
         _route("/v1/fine_tuning/jobs/{job_id}/checkpoints", "GET", "ListFineTuningCheckpoints", _job_page(fine_tuning.checkpoints)),
+        _route("/v1/batches", "POST", "CreateBatch",
+               _blocking(lambda s, request, body: batches.create(s, parse(BatchRequest, body))), mutating=True),
+        _route("/v1/batches", "GET", "ListBatches", _blocking(_list_batches)),
+        _route("/v1/batches/{batch_id}", "GET", "RetrieveBatch",
+               _blocking(lambda s, request, body: batches.get(s, request.path_params["batch_id"]))),
+        _route("/v1/batches/{batch_id}/cancel", "POST", "CancelBatch",
+               _blocking(lambda s, request, body: batches.cancel(s, request.path_params["batch_id"])), mutating=True),
         Route("/v1/{path:path}", _unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "QUERY"]),  # every method schemathesis probes: all answers are OpenAI JSON
     ]
