@@ -33,6 +33,7 @@ class ArnType(str, Enum):
     CUSTOM_MODEL_DEPLOYMENT = "custom-model-deployment"
     CUSTOMIZATION_JOB = "model-customization-job"
     INVOCATION_JOB = "model-invocation-job"
+    EVALUATION_JOB = "evaluation-job"
     KNOWLEDGE_BASE = "knowledge-base"
 
 
@@ -85,6 +86,11 @@ def foundation_model_arn(region: str, model_id: str) -> str:
 
 def job_arn(account: Account, base_model_id: str, job_id: str) -> str:
     return f"arn:aws:bedrock:{account.region}:{account.account_id}:model-customization-job/{base_model_id}/{job_id}"
+
+
+def evaluation_job_arn(account: Account, job_id: str) -> str:
+    """An evaluation job (CreateEvaluationJob)."""
+    return f"arn:aws:bedrock:{account.region}:{account.account_id}:evaluation-job/{job_id}"
 
 
 def invocation_job_arn(account: Account, job_id: str) -> str:

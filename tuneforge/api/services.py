@@ -11,6 +11,7 @@ from tuneforge.batch.links import BatchLinks
 from tuneforge.batch.service import BatchService
 from tuneforge.catalog.service import Catalog
 from tuneforge.db import open_database
+from tuneforge.evaluation.service import EvaluationService
 from tuneforge.files.service import FileService
 from tuneforge.ids import ArnType
 from tuneforge.inference.spec import Capacity
@@ -53,6 +54,7 @@ class Services:
     files: FileService
     batch: BatchService
     batch_links: BatchLinks
+    evaluations: EvaluationService
     reconciler: Reconciler
 
     @classmethod
@@ -67,6 +69,7 @@ class Services:
         # an encrypted custom model is loaded from a decrypted copy, removed once its worker has read it
         pool = WorkerPool(capacity=capacity, release=registry.release)
         custom_deployments = CustomModelDeployments(settings, sessions, deployments.models)
+        evaluations = EvaluationService(settings, sessions, deployments.models)
         batch = BatchService(settings, sessions, deployments.models, custom_deployments)  # reconciles: restarts dead jobs
         supervisor = Supervisor(deployments, capacity=capacity).start()
         knowledge = KnowledgeBaseService(settings, sessions, catalog)
@@ -86,6 +89,7 @@ class Services:
             ArnType.PROVISIONED_MODEL: lambda arn: deployments.get(arn).provisioned_model_arn,
             ArnType.CUSTOM_MODEL_DEPLOYMENT: lambda arn: custom_deployments.get(arn).deployment_arn,
             ArnType.INVOCATION_JOB: lambda arn: batch.get(arn).job_arn,
+            ArnType.EVALUATION_JOB: lambda arn: evaluations.get(arn).job_arn,
         })
         metrics = ApiMetrics(jobs.count_by_status, lambda: {
             **{key: w.pending() for key, w in pool.loaded().items()},
@@ -93,8 +97,8 @@ class Services:
         })
         return cls(settings, catalog, jobs, registry, pool, deployments, custom_deployments, supervisor, knowledge, retriever, reranker,
                    AccessKeys(settings, sessions), AuditLog(sessions), tags, metrics,
-                   Resolver(deployments.models, pool, supervisor, custom_deployments), FileService(settings, sessions), batch, BatchLinks(sessions),
-                   Reconciler([jobs.reconcile, knowledge.reconcile, batch.reconcile]).start())
+                   Resolver(deployments.models, pool, supervisor, custom_deployments), FileService(settings, sessions), batch, BatchLinks(sessions), evaluations,
+                   Reconciler([jobs.reconcile, knowledge.reconcile, batch.reconcile, evaluations.reconcile]).start())
 
     def close(self) -> None:
         self.reconciler.close()

@@ -27,7 +27,6 @@ from tuneforge.batch.queue import claim_slot, release_slot
 from tuneforge.batch.records import InputFile, Record, ResultLog, check_jsonl, count_records, counts, input_files, lines, \
     open_logs, parse_record, publish
 from tuneforge.batch.request import InvocationType
-from tuneforge.batch.service import resolve_model
 from tuneforge.batch.states import BATCH_JOB, OPEN, BatchStatus
 from tuneforge.catalog.entries import BodyFormat
 from tuneforge.catalog.service import Catalog
@@ -42,6 +41,7 @@ from tuneforge.processes.executor import ProcessHandle
 from tuneforge.processes.local import LOCAL, LOG_NAME
 from tuneforge.registry.service import CustomModelRegistry
 from tuneforge.serving.client import WorkerProcess
+from tuneforge.serving.loadable import loadable_model
 from tuneforge.serving.custom_deployments import CustomModelDeployments
 from tuneforge.settings import load_settings
 from tuneforge.wire.batch import record_error, record_output
@@ -155,7 +155,7 @@ class BatchProcess:
     def infer(self) -> None:
         catalog = Catalog(self.settings, self.sessions)
         models = ModelResolver(self.settings, self.sessions, catalog, CustomModelRegistry(self.settings, self.sessions))
-        model = resolve_model(models, CustomModelDeployments(self.settings, self.sessions, models), self.job.model_id)
+        model = loadable_model(models, CustomModelDeployments(self.settings, self.sessions, models), self.job.model_id)
         capacity = Capacity(max_batch_size=self.settings.max_batch_size, max_queue=self.settings.max_queue,
                             engine=self.settings.serving_engine,
                             python=(self.settings.vllm_python or None) if self.settings.serving_engine == "vllm" else None)

@@ -27,20 +27,19 @@ from tuneforge.batch.queue import release_slot
 from tuneforge.batch.records import OUTPUT_FIELD, check_jsonl, input_files, open_logs, publish
 from tuneforge.batch.request import DEFAULT_TIMEOUT_HOURS, BatchJobRequest, InvocationType
 from tuneforge.batch.states import BATCH_JOB, OPEN, TERMINAL, BatchStatus
-from tuneforge.catalog.entries import BodyFormat
-from tuneforge.catalog.service import body_format_for_bedrock_id
 from tuneforge.db import session_scope, utcnow
 from tuneforge.db.tables import BatchJobRow
 from tuneforge.errors import Conflict, InvalidInput, NotFound, TuneforgeError
 from tuneforge.ids import ArnType, invocation_job_arn, new_id, parse_arn
 from tuneforge.listing import by_creation, page
-from tuneforge.models.resolve import LOADABLE, CustomRef, FoundationRef, Kind, ModelResolver, ProvisionedRef
+from tuneforge.models.resolve import ModelResolver
 from tuneforge.processes.detached import STOP_GRACE_SECONDS, presumed_alive
 from tuneforge.processes.executor import Executor
 from tuneforge.processes.executors import executor_for
 from tuneforge.processes.local import LOG_NAME
 from tuneforge.registry.tags import check_tags, store_tags
 from tuneforge.serving.custom_deployments import CustomModelDeployments
+from tuneforge.serving.loadable import loadable_model
 from tuneforge.settings import Settings
 
 MAX_ATTEMPTS = 3  # a job restarted this many times after its process died is failed instead
@@ -50,31 +49,6 @@ JOB_NAME = re.compile(r"^[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9+\-.]){0,63}$")
 ROLE_ARN = re.compile(r"^arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+$")
 TOKEN = re.compile(r"^[a-zA-Z0-9]{1,256}(-*[a-zA-Z0-9]){0,256}$")
 TIMEOUT_HOURS = (24, 168)
-
-
-@dataclass(frozen=True)
-class BatchModel:
-    """What a batch job's modelId loads in the job's own worker, and the body family its records speak."""
-
-    ref: FoundationRef | CustomRef
-    body_format: BodyFormat | None  # None: either family, told apart by each record's body
-
-
-def resolve_model(models: ModelResolver, deployments: CustomModelDeployments, model_id: str) -> BatchModel:
-    """A foundation model (id, ARN, alias) or custom model (name, id, ARN) is loaded as it is; a provisioned model
-    or a custom model deployment loads the model it serves now. The job never borrows the server's workers: it runs
-    in its own process, maybe on another host."""
-    arn = parse_arn(model_id)
-    if arn is not None and arn.type is ArnType.CUSTOM_MODEL_DEPLOYMENT:
-        deployment = deployments.find(model_id)
-        if deployment is None:
-            raise NotFound(f"no custom model deployment {model_id!r}: see ListCustomModelDeployments", field="modelId")
-        return BatchModel(models.resolve(deployment.model_arn, kinds=(Kind.CUSTOM,), field="modelId"), None)
-    found = models.resolve(model_id, field="modelId")
-    if isinstance(found, ProvisionedRef):
-        return BatchModel(models.resolve(found.row.model_arn, kinds=LOADABLE, field="modelId"), None)
-    # a Bedrock model id speaks only its own family, as in InvokeModel; any other takes either
-    return BatchModel(found, found.entry.body_format if body_format_for_bedrock_id(found.entry.model_id) else None)
 
 
 @dataclass(frozen=True)
@@ -154,7 +128,7 @@ class BatchService:
             storage.parse_uri(request.output_uri)
         except InvalidInput as exc:
             raise InvalidInput(f"{OUTPUT_FIELD}: {exc.message}", field=OUTPUT_FIELD) from exc
-        resolve_model(self.models, self.deployments, request.model_id)
+        loadable_model(self.models, self.deployments, request.model_id)
         check_jsonl(input_files(request.input_uri))
 
     def _launch(self, row: BatchJobRow, attempt: int | None = None) -> None:

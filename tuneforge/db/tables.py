@@ -437,3 +437,32 @@ class OpenAIBatchRow(Timestamps, Base):
     error_file_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     refused: Mapped[dict] = mapped_column(JSON)  # custom_id -> why its request could not be sent (line checked at create)
     batch_metadata: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class EvaluationJobRow(Timestamps, Base):
+    """An evaluation job (CreateEvaluationJob): the request as sent, its status, its process and its summary."""
+
+    __tablename__ = "evaluation_jobs"
+
+    job_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    job_arn: Mapped[str] = mapped_column(String(1011), unique=True)
+    job_name: Mapped[str] = mapped_column(String(63), unique=True)
+    client_request_token: Mapped[str | None] = mapped_column(String(256), unique=True, nullable=True)
+    description: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    role_arn: Mapped[str] = mapped_column(String(2048))
+    application_type: Mapped[str] = mapped_column(String(20))
+    evaluation_config: Mapped[dict] = mapped_column(JSON)  # as sent: GetEvaluationJob returns it so
+    inference_config: Mapped[dict] = mapped_column(JSON)
+    plan: Mapped[dict] = mapped_column(JSON)  # the typed request, as the job's process reads it (tuneforge.evaluation.request)
+    output_uri: Mapped[str] = mapped_column(String(1024))
+    status: Mapped[str] = mapped_column(String(20), index=True)  # tuneforge.evaluation.states.EvaluationStatus
+    failure_messages: Mapped[list[str]] = mapped_column(JSON)
+    summary: Mapped[dict] = mapped_column(JSON)  # model -> task -> metric -> mean, and where the report is
+    progress: Mapped[dict] = mapped_column(JSON)
+    end_time: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    work_dir: Mapped[str] = mapped_column(String(1024))
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pid_started_at: Mapped[float | None] = mapped_column(nullable=True)
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)

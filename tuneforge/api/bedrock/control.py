@@ -16,6 +16,7 @@ from tuneforge.batch.request import BatchJobRequest
 from tuneforge.catalog.entries import Customization, InferenceType, Modality
 from tuneforge.errors import InvalidInput
 from tuneforge.jobs.spec import JobRequest
+from tuneforge.wire.evaluation import evaluation_job, evaluation_request, evaluation_summary
 from tuneforge.wire.batch import job_detail as batch_job_detail, job_summary as batch_job_summary
 from tuneforge.wire.deployments import custom_deployment_detail, custom_deployment_summary, deployment_detail, deployment_summary
 from tuneforge.wire.jobs import job_detail, job_summary, model_detail, model_summary
@@ -229,7 +230,41 @@ def stop_model_invocation_job(request: Request, params: dict[str, Any]) -> dict:
     return {}
 
 
+def create_evaluation_job(request: Request, params: dict[str, Any]) -> dict:
+    return {"jobArn": services(request).evaluations.create(evaluation_request(params)).job_arn}
+
+
+def get_evaluation_job(request: Request, params: dict[str, Any]) -> dict:
+    return evaluation_job(services(request).evaluations.get(params["jobIdentifier"]))
+
+
+def list_evaluation_jobs(request: Request, params: dict[str, Any]) -> dict:
+    found = services(request).evaluations.list(status=params.get("statusEquals"), name_contains=params.get("nameContains"),
+                                               ascending=_sort_ascending(params), max_results=params.get("maxResults"),
+                                               next_token=params.get("nextToken"))
+    reply: dict[str, Any] = {"jobSummaries": [evaluation_summary(j) for j in found.jobs]}
+    if found.next_token:
+        reply["nextToken"] = found.next_token
+    return reply
+
+
+def stop_evaluation_job(request: Request, params: dict[str, Any]) -> dict:
+    services(request).evaluations.stop(params["jobIdentifier"])
+    return {}
+
+
+def batch_delete_evaluation_job(request: Request, params: dict[str, Any]) -> dict:
+    deleted, errors = services(request).evaluations.batch_delete(params["jobIdentifiers"])
+    return {"errors": [{"jobIdentifier": i, "code": code, "message": message} for i, code, message in errors],
+            "evaluationJobs": [{"jobIdentifier": row.job_arn, "jobStatus": "Deleting"} for row in deleted]}
+
+
 HANDLERS = {
+    "CreateEvaluationJob": create_evaluation_job,
+    "GetEvaluationJob": get_evaluation_job,
+    "ListEvaluationJobs": list_evaluation_jobs,
+    "StopEvaluationJob": stop_evaluation_job,
+    "BatchDeleteEvaluationJob": batch_delete_evaluation_job,
     "CreateModelInvocationJob": create_model_invocation_job,
     "GetModelInvocationJob": get_model_invocation_job,
     "ListModelInvocationJobs": list_model_invocation_jobs,
