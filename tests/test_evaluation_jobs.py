@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api_server import ShapeChecker
+from tests.api_server import ShapeChecker, tuneforge
 from tests.test_custom_model_deployments import adapter
 from tuneforge.db import open_database
 from tuneforge.db.tables import CustomizationJobRow
@@ -80,7 +80,7 @@ def wait(bedrock, arn: str) -> dict:
     return job
 
 
-def test_base_and_custom_side_by_side_with_rouge_and_a_judge(bedrock, custom_model, tmp_path):
+def test_base_and_custom_side_by_side_with_rouge_and_a_judge(server, bedrock, custom_model, tmp_path):
     arn = bedrock.create_evaluation_job(**job_args(tmp_path, "base-vs-custom", [model("tiny"), model(custom_model)]))["jobArn"]
     job = wait(bedrock, arn)
     assert job["status"] == "Completed", job.get("failureMessages")
@@ -110,16 +110,21 @@ def test_base_and_custom_side_by_side_with_rouge_and_a_judge(bedrock, custom_mod
     report = (root / "report.html").read_text()
     assert "&lt;b&gt;Hi&lt;/b&gt;" in report and "<b>Hi</b>" not in report  # the prompt shown as text
     assert "Builtin.Correctness" in report and "<svg" in report and "<script" not in report
+    shown = tuneforge(server.home, "eval", "jobs", "get", "base-vs-custom").stdout  # the CLI's side-by-side table
+    assert "Tuneforge.Rouge1" in shown and "tiny" in shown and "report" in shown
+    assert tuneforge(server.home, "eval", "jobs", "report", "base-vs-custom").stdout.strip().endswith("report.html")
     listed = bedrock.list_evaluation_jobs(nameContains="base-vs")["jobSummaries"]
     assert [j["jobArn"] for j in listed] == [arn] and listed[0]["evaluationTaskTypes"] == ["Summarization"]
     assert listed[0]["modelIdentifiers"] == ["tiny", custom_model]
 
 
-def test_precomputed_responses_are_scored_as_they_are(bedrock, tmp_path):
+def test_precomputed_responses_are_scored_as_they_are(server, bedrock, tmp_path):
     data = dataset(tmp_path / "pre.jsonl", precomputed="my-rag-app")
     args = job_args(tmp_path, "precomputed", [{"precomputedInferenceSource": {"inferenceSourceIdentifier": "my-rag-app"}}],
                     metrics=("Tuneforge.ExactMatch",), data=data, evaluator=None)
-    job = wait(bedrock, bedrock.create_evaluation_job(**args)["jobArn"])
+    (tmp_path / "request.json").write_text(json.dumps(args))  # the CLI takes Bedrock's request JSON as it is
+    arn = json.loads(tuneforge(server.home, "eval", "jobs", "create", str(tmp_path / "request.json"), "--json").stdout)["jobArn"]
+    job = wait(bedrock, arn)
     assert job["status"] == "Completed", job.get("failureMessages")
     summary = json.loads(next((tmp_path / "eval-out" / "precomputed").glob("*/summary.json")).read_text())
     assert summary["models"]["my-rag-app"]["Summarization"]["Tuneforge.ExactMatch"] == 0.5  # two of four answers match

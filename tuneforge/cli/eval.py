@@ -16,12 +16,14 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from tuneforge.cli import eval_jobs
 from tuneforge.cli.runtime import console, err_console, model_resolver, print_json
 from tuneforge.cli.tables import Column, WideFlag, print_table
 from tuneforge.evaluation.compare import DEFAULT_MAX_TOKENS, EvalModel
 from tuneforge.evaluation.rouge import ROUGE_TYPES
 
 app = typer.Typer(help="Compare models: ROUGE on held-out prompts, perplexity on held-out text.", no_args_is_help=True)
+app.add_typer(eval_jobs.app, name="jobs")
 Models = Annotated[list[str], typer.Option("--model", "-m", help="A catalog or custom model (repeat for each model to compare).")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")]
 Dtype = Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")]
