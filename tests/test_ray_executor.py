@@ -116,10 +116,13 @@ def test_a_killed_driver_is_resubmitted_and_resumes(env, tmp_path, ray_cluster):
 
 def test_a_retried_submission_runs_once(ray_cluster, tmp_path):
     executor = RayExecutor(ray_cluster, python=sys.executable, env={"PYTHONPATH": str(SOURCE_ROOT)})
-    first = executor.start("tuneforge.processes.environment", "x", tmp_path / "w", run_id="retry-test-1")
+    secret = {"TUNEFORGE_DATABASE_URL": "postgresql://tuneforge:s3cret@db/tuneforge", "AWS_SECRET_ACCESS_KEY": "k3y"}
+    first = executor.start("tuneforge.processes.environment", "x", tmp_path / "w", run_id="retry-test-1", env=secret)
     second = executor.start("tuneforge.processes.environment", "x", tmp_path / "w", run_id="retry-test-1")
     assert first.host == second.host == "ray:tuneforge-retry-test-1"
     assert sum(1 for sid in ray_jobs(ray_cluster) if sid == "tuneforge-retry-test-1") == 1
+    shown = json.dumps(ray_jobs(ray_cluster)["tuneforge-retry-test-1"])  # what the dashboard shows of the job
+    assert "s3cret" not in shown and "k3y" not in shown and "TUNEFORGE_RAY_SUBMISSION_ID" in shown
 
 
 def test_a_wrong_address_is_refused_with_the_fix(tmp_path, monkeypatch):

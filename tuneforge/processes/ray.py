@@ -8,6 +8,9 @@ id taken and does not run the job twice. The process records `ray:<submission id
 whichever process asks. Its output goes to `<work_dir>/job.log` as a local job's does (a path every node must see:
 shared storage on a cluster of more than one node).
 
+Secrets never travel in the submission (Ray shows a job's runtime env in its dashboard): a database URL with a password
+and AWS credentials are left out, and the nodes must have them in their own environment.
+
 Ray stops a job with SIGTERM and kills it `RAY_JOB_STOP_WAIT_TIME_S` later (3 s by default): each submission gets
 the stop grace a local job gets, so that training checkpoints before it exits. Ray is not asked to queue:
 tuneforge.jobs.queue admits jobs, and a job's process waits for its slot like a local one.
@@ -22,6 +25,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -88,7 +92,7 @@ class RayExecutor:
         # the log is the job's own, as a local job's is; Ray's copy of the driver output would be empty
         entrypoint = (f"mkdir -p {shlex.quote(str(work_dir))} && exec {shlex.quote(self.python)} -m {module} "
                       f"{shlex.quote(argument)} >> {shlex.quote(str(log))} 2>&1")
-        env_vars = {**self.env, **(env or {}), RAY_SUBMISSION_ENV: submission, "PYTHONUNBUFFERED": "1",
+        env_vars = {**_public({**self.env, **(env or {})}), RAY_SUBMISSION_ENV: submission, "PYTHONUNBUFFERED": "1",
                     "RAY_JOB_STOP_WAIT_TIME_S": str(int(STOP_GRACE_SECONDS) + 5)}
         code, body = self._call("POST", "/api/jobs/", {
             "entrypoint": entrypoint, "submission_id": submission, "runtime_env": {"env_vars": env_vars},
@@ -129,6 +133,18 @@ class RayExecutor:
               bufsize: int = -1, python: str | None = None) -> subprocess.Popen:
         # a child (model worker, evaluation) runs next to the process that talks to it
         return LOCAL.spawn(module, args, stdin=stdin, stdout=stdout, stderr=stderr, env=env, text=text, bufsize=bufsize, python=python)
+
+
+SECRET_NAMES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def _public(env: dict[str, str]) -> dict[str, str]:
+    """`env` without what a dashboard must not show: the nodes' own environment provides those."""
+    public = {k: v for k, v in env.items() if k not in SECRET_NAMES}
+    url = public.get("TUNEFORGE_DATABASE_URL", "")
+    if urlsplit(url).password:
+        del public["TUNEFORGE_DATABASE_URL"]
+    return public
 
 
 def source_env() -> dict[str, str]:
