@@ -14,6 +14,7 @@ import json
 from enum import StrEnum
 from pathlib import Path
 
+from tuneforge import storage
 from tuneforge.data.records import DatasetKind
 from tuneforge.data.validate import validate_dataset
 from tuneforge.errors import InvalidInput
@@ -55,9 +56,9 @@ def check_file(path: Path, purpose: Purpose, filename: str) -> int:
 PREFERENCE_KEYS = {"chosen", "rejected", "preferred_output", "non_preferred_output"}
 
 
-def fine_tune_kind(path: Path) -> DatasetKind:
+def fine_tune_kind(uri: str | Path) -> DatasetKind:
     """PREFERENCE_TUNING when the first record names a preferred or rejected answer, else FINE_TUNING."""
-    with open(path, "rb") as f:
+    with storage.open_read(uri) as f:
         for raw in f:
             if raw.strip():
                 try:

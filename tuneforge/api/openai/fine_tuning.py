@@ -20,7 +20,7 @@ from tuneforge.api.openai.protocol import FineTuningJobRequest
 from tuneforge.api.services import Services
 from tuneforge.db.tables import CustomizationJobRow
 from tuneforge.errors import InvalidInput, NotFound
-from tuneforge.files.checks import Purpose
+from tuneforge.files.checks import Purpose, fine_tune_kind
 from tuneforge.ids import new_id
 from tuneforge.jobs.events import job_events
 from tuneforge.jobs.service import model_family
@@ -51,6 +51,11 @@ def create(s: Services, request: FineTuningJobRequest) -> dict:
                   if request.validation_file else None)
     family = model_family(request.model)
     customization = "PREFERENCE_TUNING" if request.dpo else "FINE_TUNING"
+    for field, row in (("training_file", training), ("validation_file", validation)):
+        if row is not None and fine_tune_kind(row.uri).value != customization:  # refused now, not when the job validates
+            holds, needs = ("supervised records", "supervised") if request.dpo else ("preference pairs", "dpo")
+            raise InvalidInput(f"{field}: {row.file_id} holds {holds}, which method {needs!r} trains on; "
+                               f"use method {needs!r} or upload a file for method {OPENAI_TYPES[customization]!r}", field=field)
     # OpenAI's default for each is "auto": tuneforge chooses it from the data (tuneforge.training.auto)
     raw: dict[str, str] = {"epochCount": str(hp.n_epochs) if isinstance(hp.n_epochs, int) else "auto",
                            "batchSize": str(hp.batch_size) if isinstance(hp.batch_size, int) else "auto",
