@@ -144,3 +144,30 @@ def test_bad_pairs_fail_the_job_before_training_naming_line_and_field(env, tmp_p
     assert done.status_details["trainingDetails"]["status"] == "NotStarted"
     assert "line 4 [rejected]: is the same text as chosen" in done.failure_message
     assert "line 5 [rejected]: missing" in done.failure_message
+
+
+def test_auto_hyperparameters_of_a_preference_job():
+    from tuneforge.training.auto import DataFacts, choose
+
+    hp = parse_hyperparameters({"learningRate": "auto", "beta": "auto", "batchSize": "auto"}, customization="PREFERENCE_TUNING")
+    chosen, reasons = choose(hp, DataFacts(records=32, preference=True), family="default")
+    assert (chosen.batch_size, chosen.beta) == (2, 0.1) and reasons["beta"].reason == "0.1, the DPO paper's"
+    assert chosen.learning_rate == pytest.approx(5e-5 * math.sqrt(2 / 8))  # preference tuning's own rate, batch-scaled
+
+
+def test_jobs_get_shows_the_reward_accuracy():
+    from rich.console import Console
+
+    from tuneforge.cli.jobs import _progress_table
+    from tuneforge.db.tables import CustomizationJobRow
+
+    row = CustomizationJobRow(job_name="prefs", status="Completed", status_details={}, chosen_hyperparameters=None,
+                              training_loss=0.01, validation_loss=0.02, output_model_arn=None, failure_message=None,
+                              progress={"phase": "completed", "step": 16, "totalSteps": 16, "epoch": 4, "epochs": 4,
+                                        "trainingLoss": 0.01, "rewardAccuracy": 1.0, "rewardMargin": 8.5,
+                                        "validationRewardAccuracy": 0.75, "validationRewardMargin": 2.25})
+    console = Console(record=True, width=120)
+    console.print(_progress_table(row))
+    text = console.export_text()
+    assert "reward accuracy" in text and "100.0% (margin 8.500)" in text
+    assert "validation reward accuracy" in text and "75.0% (margin 2.250)" in text

@@ -152,7 +152,7 @@ class FineTuningJobRequest(_Wire):
     training_file: str = Field(min_length=1)
     validation_file: str | None = None
     suffix: str | None = Field(default=None, min_length=1, max_length=64)
-    hyperparameters: FineTuningHyperparameters | None = None
+    hyperparameters: DpoHyperparameters | None = None  # OpenAI's deprecated top level; beta is refused unless method is dpo
     method: FineTuningMethod | None = None
     seed: int | None = Field(default=None, ge=0, le=2_147_483_647)
     metadata: dict[str, str] | None = None
