@@ -171,3 +171,19 @@ def test_jobs_get_shows_the_reward_accuracy():
     text = console.export_text()
     assert "reward accuracy" in text and "100.0% (margin 8.500)" in text
     assert "validation reward accuracy" in text and "75.0% (margin 2.250)" in text
+
+
+def test_a_stopped_preference_run_resumes_with_the_same_losses(tiny_model_dir, tmp_path):
+    whole = run(tiny_model_dir, tmp_path / "whole")
+    steps = []
+    hp = parse_hyperparameters(HP, customization="PREFERENCE_TUNING")
+    config = dict(base=tiny_model_dir, kind=Customization.PREFERENCE_TUNING, training=pairs(range(500, 516)),
+                  output=tmp_path / "split", hparams=hp, threads=1)
+    stopped = train(TrainConfig(**config), on_step=steps.append, should_stop=lambda: len(steps) >= 6)
+    assert stopped.stopped and stopped.steps == 6
+    resumed = train(TrainConfig(**config, resume=True))
+    assert resumed.steps == 16 and not resumed.stopped
+    first = [float(r["training_loss"]) for r in read_csv(tmp_path / "whole" / TRAINING_CSV)]
+    second = [float(r["training_loss"]) for r in read_csv(tmp_path / "split" / TRAINING_CSV)]
+    assert second == pytest.approx(first, rel=1e-4, abs=1e-6)
+    assert resumed.training_metrics == pytest.approx(whole.training_metrics, rel=1e-3, abs=1e-5)
