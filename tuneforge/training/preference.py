@@ -11,7 +11,8 @@
 - The reference is the same model with the LoRA adapter switched off (`model.disable_adapter()`): no second copy.
   Its log-probabilities do not change during training, so by default they are computed once, before the first step
   (one no-grad forward per pair); `reference="per-step"` computes them again in every step as TRL does.
-  bench/dpo_throughput.py measures both, and ours against TRL's DPOTrainer (figures in its header).
+  bench/dpo_throughput.py measures both, and ours against TRL's DPOTrainer (figures in its header): on SmolLM2-135M,
+  16 DialogSum pairs x 2 epochs, precomputed ran 1.20x the pairs/s of per-step, and ours 2.89x TRL's DPOTrainer.
 - Metrics, TRL's: rewards/chosen = beta * (pi_c - ref_c) (mean), rewards/rejected, margin = chosen - rejected,
   accuracy = share of pairs whose chosen reward is the higher (strictly: at the start, policy == reference, it is 0).
 - A forward pass holds the chosen and rejected rows of whole pairs, at most `tokens_per_forward` padded tokens (a pair
