@@ -29,6 +29,8 @@ SMOKE = [
                  marks=pytest.mark.slow),
     pytest.param("concurrent_streams.py", [], ["streams held", "ratio current/baseline"], id="concurrent_streams"),
     pytest.param("cpu_dtype.py", [], ["decode tokens/s", "ratio", "perplexity"], id="cpu_dtype", marks=pytest.mark.slow),
+    pytest.param("dpo_throughput.py", ["dialogsum"], ["ratio ours/TRL", "TRL DPOTrainer", "reward acc"], id="dpo_throughput",
+                 marks=pytest.mark.slow),
     pytest.param("fail_fast.py", [], ["baseline", "ratio"], id="fail_fast"),
     pytest.param("job_stop.py", [], ["baseline", "ratio"], id="job_stop", marks=pytest.mark.slow),
     pytest.param("quality.py", ["dialogsum", "rlhf-book"], ["ROUGE-L", "Perplexity", "total wall time"], id="quality",

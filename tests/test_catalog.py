@@ -24,7 +24,8 @@ def ids(models):
 
 def test_builtins_are_listed_with_bedrock_fields(catalog):
     default = catalog.get(DEFAULT_MODEL_ID)
-    assert set(default.customizations_supported) == {Customization.FINE_TUNING, Customization.CONTINUED_PRE_TRAINING}
+    assert set(default.customizations_supported) == {Customization.FINE_TUNING, Customization.CONTINUED_PRE_TRAINING,
+                                                 Customization.PREFERENCE_TUNING}
     summary = default.to_summary("us-east-1")
     assert summary["modelArn"] == f"arn:aws:bedrock:us-east-1::foundation-model/{DEFAULT_MODEL_ID}"
     assert summary["modelLifecycle"] == {"status": "ACTIVE"}
@@ -57,7 +58,8 @@ def test_add_local_checkpoint_persists(catalog, tiny_model_dir, database_url):
     again = Catalog(catalog.settings, open_database(database_url))  # a new process sees it too
     got = again.get("tiny-llama")
     assert got.provider_name == "Tests"
-    assert set(got.customizations_supported) == {Customization.FINE_TUNING, Customization.CONTINUED_PRE_TRAINING}
+    assert set(got.customizations_supported) == {Customization.FINE_TUNING, Customization.CONTINUED_PRE_TRAINING,
+                                                 Customization.PREFERENCE_TUNING}
     assert "tiny-llama" in ids(again.list(customization=Customization.FINE_TUNING))
     spec = foundation_spec(again, got)
     assert spec.checkpoint == str(tiny_model_dir) and spec.gguf is None

@@ -144,7 +144,10 @@ def test_bad_fine_tuning_requests_name_the_field(client):
         (dict(training_file=tune.id, validation_file="file-nope"), openai.NotFoundError, "validation_file", "no file"),
         (dict(training_file=tune.id, model="no.such-model"), openai.NotFoundError, "model", "no.such-model"),
         (dict(training_file=tune.id, hyperparameters={"n_epochs": 99}), openai.BadRequestError, "hyperparameters.n_epochs", "1-10"),
-        (dict(training_file=tune.id, method={"type": "dpo"}), openai.BadRequestError, "method.type", "'dpo' is not available"),
+        (dict(training_file=tune.id, method={"type": "reinforcement"}), openai.BadRequestError, "method.type",
+         "'reinforcement' is not available"),
+        (dict(training_file=tune.id, method={"type": "dpo"}), openai.BadRequestError, "training_file", "holds supervised records"),
+        (dict(training_file=tune.id, hyperparameters={"beta": 0.2}), openai.BadRequestError, "hyperparameters.beta", "method dpo only"),
         (dict(training_file=tune.id, hyperparameters={"n_epochs": 1}, method={"type": "supervised", "supervised": {"hyperparameters": {}}}),
          openai.BadRequestError, "hyperparameters", "not both"),
     ]

@@ -16,6 +16,14 @@ class Customization(StrEnum):
     FINE_TUNING = "FINE_TUNING"
     CONTINUED_PRE_TRAINING = "CONTINUED_PRE_TRAINING"
     DISTILLATION = "DISTILLATION"
+    # tuneforge-only: DPO on {"prompt", "chosen", "rejected"} pairs (OpenAI's method "dpo"). Bedrock's
+    # CustomizationType has no such value, and botocore 1.44's enum for customizationsSupported lists only
+    # FINE_TUNING, CONTINUED_PRE_TRAINING and DISTILLATION, so FoundationModelSummary leaves it out (`WIRE_CUSTOMIZATIONS`);
+    # CreateModelCustomizationJob accepts it (botocore sends any string) and jobs report it as their customizationType
+    PREFERENCE_TUNING = "PREFERENCE_TUNING"
+
+
+WIRE_CUSTOMIZATIONS = (Customization.FINE_TUNING, Customization.CONTINUED_PRE_TRAINING, Customization.DISTILLATION)
 
 
 class InferenceType(StrEnum):
@@ -97,7 +105,7 @@ class FoundationModel:
             "inputModalities": [m.value for m in self.input_modalities],
             "outputModalities": list(dict.fromkeys(wire_modality(m) for m in self.output_modalities)),
             "responseStreamingSupported": self.response_streaming_supported,
-            "customizationsSupported": [c.value for c in self.customizations_supported],
+            "customizationsSupported": [c.value for c in self.customizations_supported if c in WIRE_CUSTOMIZATIONS],
             "inferenceTypesSupported": [t.value for t in self.inference_types_supported],
             "modelLifecycle": {"status": self.lifecycle_status},
         }

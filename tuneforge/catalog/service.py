@@ -205,6 +205,15 @@ class Catalog:
         return target
 
 
+def _customizations(stored: list[str]) -> tuple[Customization, ...]:
+    """What a registered model supports: a model that can be fine-tuned can be preference-tuned (the same LoRA on
+    the same causal LM), derived here rather than stored, so models registered before preference tuning existed get it."""
+    supported = [Customization(c) for c in stored]
+    if Customization.FINE_TUNING in supported and Customization.PREFERENCE_TUNING not in supported:
+        supported.append(Customization.PREFERENCE_TUNING)
+    return tuple(supported)
+
+
 def _from_row(row: FoundationModelRow) -> FoundationModel:
     kind = SourceKind(row.source_kind)
     return FoundationModel(
@@ -214,7 +223,7 @@ def _from_row(row: FoundationModelRow) -> FoundationModel:
         source=ModelSource(kind, row.checkpoint_path, hub_id=row.source if kind is SourceKind.HUB else None),
         input_modalities=tuple(Modality(m) for m in row.input_modalities),
         output_modalities=tuple(Modality(m) for m in row.output_modalities),
-        customizations_supported=tuple(Customization(c) for c in row.customizations_supported),
+        customizations_supported=_customizations(row.customizations_supported),
         inference_types_supported=tuple(InferenceType(t) for t in row.inference_types_supported),
         response_streaming_supported=row.response_streaming_supported,
         lifecycle_status=row.lifecycle_status,

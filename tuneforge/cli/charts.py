@@ -8,6 +8,8 @@ from rich.text import Text
 
 from tuneforge.errors import InvalidInput
 
+ACCURACY = "reward_accuracy"  # the column preference-tuning jobs add (tuneforge.training.metrics)
+
 
 def _series(rows: list[dict], column: str) -> tuple[list[int], list[float]]:
     return [int(r["step_number"]) for r in rows], [float(r[column]) for r in rows]
@@ -23,6 +25,8 @@ def loss_chart(training: list[dict], validation: list[dict], *, title: str, widt
     plt.plot(*_series(training, "training_loss"), label="training loss", marker="braille")
     if validation:
         plt.scatter(*_series(validation, "validation_loss"), label="validation loss", marker="dot")
+    if training and ACCURACY in training[0]:  # preference tuning: on the same 0-1 scale as a DPO loss near log 2
+        plt.plot(*_series(training, ACCURACY), label="reward accuracy", marker="dot")
     return Text.from_ansi(plt.build())
 
 
@@ -38,8 +42,12 @@ def loss_png(training: list[dict], validation: list[dict], path: Path, *, title:
     axis.plot(*_series(training, "training_loss"), label="training loss")
     if validation:
         axis.plot(*_series(validation, "validation_loss"), "o-", label="validation loss")
+    if training and ACCURACY in training[0]:
+        axis.plot(*_series(training, ACCURACY), label="reward accuracy (chosen over rejected)")
+    if validation and ACCURACY in validation[0]:
+        axis.plot(*_series(validation, ACCURACY), "s--", label="validation reward accuracy")
     axis.set_xlabel("step")
-    axis.set_ylabel("loss")
+    axis.set_ylabel("loss" if not (training and ACCURACY in training[0]) else "loss / reward accuracy")
     axis.set_title(title)
     axis.legend()
     figure.tight_layout()

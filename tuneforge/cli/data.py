@@ -28,7 +28,7 @@ from tuneforge.errors import InvalidInput
 app = typer.Typer(help="Build and check fine-tuning and continued pre-training data sets.", no_args_is_help=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="Whose tokenizer counts tokens: a catalog or custom model.")]
-KINDS = {"fine-tuning": "FINE_TUNING", "continued-pre-training": "CONTINUED_PRE_TRAINING"}
+KINDS = {"fine-tuning": "FINE_TUNING", "continued-pre-training": "CONTINUED_PRE_TRAINING", "preference": "PREFERENCE_TUNING"}
 
 
 def _progress() -> Progress:
@@ -147,7 +147,7 @@ def from_docs(
 @app.command("validate")
 def validate(
     file: Annotated[str, typer.Argument(help="A JSONL data file: local path, file:// or s3://.")],
-    kind: Annotated[str, typer.Option("--kind", help="fine-tuning or continued-pre-training.")] = "fine-tuning",
+    kind: Annotated[str, typer.Option("--kind", help="fine-tuning, continued-pre-training or preference (DPO pairs).")] = "fine-tuning",
     model: ModelOption = DEFAULT_MODEL_ID,
     max_sequence_length: Annotated[Optional[int], typer.Option("--max-sequence-length", min=2, help="The job's maxSequenceLength (default: fine-tuning fits the longest record up to the model's context; pre-training rows of 1024).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="For the step estimate.")] = 8,

@@ -62,7 +62,7 @@ def create(
     base_model: Annotated[str, typer.Option("--base-model", "-m", help="Base model id, alias or ARN.")],
     training_data: Annotated[str, typer.Option("--training-data", "-t", help="JSONL file: local path, file:// or s3://.")],
     validation_data: Annotated[Optional[list[str]], typer.Option("--validation-data", help="Validation JSONL (repeatable).")] = None,
-    customization_type: Annotated[str, typer.Option("--type", help="FINE_TUNING or CONTINUED_PRE_TRAINING.")] = "FINE_TUNING",
+    customization_type: Annotated[str, typer.Option("--type", help="FINE_TUNING, CONTINUED_PRE_TRAINING or PREFERENCE_TUNING (DPO on chosen/rejected pairs).")] = "FINE_TUNING",
     custom_model_name: Annotated[Optional[str], typer.Option(help="Name of the model it makes (default: the job name).")] = None,
     output: Annotated[Optional[str], typer.Option(help="Where metrics go (default: <home>/outputs/).")] = None,
     hyperparameter: Annotated[Optional[list[str]], typer.Option("--hyperparameter", "-p", help="KEY=VALUE, Bedrock names (epochCount=1, learningRate=0.0001, ...).")] = None,
@@ -102,6 +102,8 @@ def _progress_table(row) -> Table:
         bar = "█" * int(30 * done / total) + "░" * (30 - int(30 * done / total))
         fields.append(("progress", f"{bar} step {done}/{total}, epoch {p.get('epoch', 0)}/{p.get('epochs')}"))
         fields.append(("training loss", f"{p.get('trainingLoss', float('nan')):.4f}"))
+        if "rewardAccuracy" in p:  # preference tuning: the last step's pairs
+            fields.append(("reward accuracy", f"{p['rewardAccuracy']:.1%} (margin {p.get('rewardMargin', float('nan')):.3f})"))
         if p.get("trainingTokens"):
             fields.append(("tokens trained", f"{p.get('tokensTrained', 0):,} of {p['trainingTokens']:,}"))
         fields.append(("tokens/s", f"{p.get('tokensPerSecond', 0):.0f}"))
@@ -117,6 +119,9 @@ def _progress_table(row) -> Table:
         fields.append(("final training loss", f"{row.training_loss:.4f}"))
     if row.validation_loss is not None:
         fields.append(("final validation loss", f"{row.validation_loss:.4f}"))
+    if "validationRewardAccuracy" in p:
+        fields.append(("validation reward accuracy", f"{p['validationRewardAccuracy']:.1%} "
+                                                     f"(margin {p.get('validationRewardMargin', float('nan')):.3f})"))
     if row.output_model_arn:
         fields.append(("custom model", row.output_model_arn))
     if row.failure_message:
@@ -211,7 +216,7 @@ def metrics(
     png: Annotated[Optional[Path], typer.Option(help="Also write the loss curves to this PNG file (needs matplotlib).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Draw the training (and validation) loss curves."""
+    """Draw the training (and validation) loss curves, and reward accuracy for preference tuning."""
     row = jobs().get(job)
     training, validation = JobOutputs(Path(row.work_dir), row.output_uri, row.job_id).metrics()
     if as_json:

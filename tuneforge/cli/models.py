@@ -52,7 +52,7 @@ def list_models(
              m.alias_of or "") for m in models]
     caption = None
     if not wide:
-        notes = ["FT fine-tuning, CPT continued pre-training"] if any(m.customizations_supported for m in models) else []
+        notes = ["FT fine-tuning, CPT continued pre-training, PT preference tuning (DPO)"] if any(m.customizations_supported for m in models) else []
         notes += [f"alias {m.model_id} → {m.alias_of}" for m in models if m.alias_of]
         caption = "\n".join(notes) or None
     print_table(f"{len(models)} foundation model(s)", columns, rows, wide=wide, caption=caption)

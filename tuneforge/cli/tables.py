@@ -28,7 +28,7 @@ WideFlag = Annotated[bool, typer.Option("--wide", help="Every column, each cell 
 SHORTEST = 5  # a shortened cell keeps at least this many characters, "…" included
 PROSE_WIDE = 60  # a prose column wraps at this width with --wide (its natural width is the whole passage)
 PROSE_NARROW = 20  # and keeps at least this much of the line in an 80-column table
-SHORT_TYPE = {"FINE_TUNING": "FT", "CONTINUED_PRE_TRAINING": "CPT"}
+SHORT_TYPE = {"FINE_TUNING": "FT", "CONTINUED_PRE_TRAINING": "CPT", "PREFERENCE_TUNING": "PT"}
 
 
 @dataclass(frozen=True)
@@ -111,5 +111,5 @@ def when(value: Optional[datetime]) -> str:
 
 
 def customization(value: str, *, wide: bool) -> str:
-    """FINE_TUNING -> FT and CONTINUED_PRE_TRAINING -> CPT, except with --wide."""
+    """FINE_TUNING -> FT, CONTINUED_PRE_TRAINING -> CPT and PREFERENCE_TUNING -> PT, except with --wide."""
     return value if wide else SHORT_TYPE.get(value, value)

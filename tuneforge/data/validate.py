@@ -65,14 +65,14 @@ class DataLimits:
                 raise InvalidInput(f"data limit {name} must be a positive integer, got {value!r}", field=name)
 
     def max_records(self, kind: DatasetKind) -> int:
-        if kind == DatasetKind.FINE_TUNING:
+        if kind != DatasetKind.CONTINUED_PRE_TRAINING:  # preference pairs: fine-tuning's quotas (no Bedrock quota exists)
             return self.max_records_fine_tuning
         return self.max_records_continued_pre_training
 
     def max_bytes(self, kind: DatasetKind, role: Role) -> int:
         if role == "validation":
             return self.max_validation_bytes
-        if kind == DatasetKind.FINE_TUNING:
+        if kind != DatasetKind.CONTINUED_PRE_TRAINING:
             return self.max_training_bytes_fine_tuning
         return self.max_training_bytes_continued_pre_training
 
@@ -245,7 +245,8 @@ def check_combined(reports: Sequence[ValidationReport], limits: DataLimits = Dat
 
 
 def read_records(uri: str | os.PathLike[str], kind: DatasetKind, *, limits: DataLimits = DataLimits()) -> Iterator[dict[str, Any]]:
-    """Stream the normalised records ({"prompt", "completion"}, {"messages"} or {"input"}) of a file that
+    """Stream the normalised records ({"prompt", "completion"}, {"messages"}, {"input"}, {"prompt", "chosen", "rejected"}
+    or {"messages", "chosen", "rejected"}) of a file that
     validate_dataset passed. Raises InvalidInput at the first problem, in case the file changed since."""
     with storage.open_read(uri) as f:
         for _line, _size, parsed in _scan(f, kind, limits.max_line_bytes):
@@ -300,9 +301,15 @@ def _flush(pending: list[tuple[int, ParsedLine]], held: list[Problem], report: V
     for line, parsed in pending:
         assert parsed.form is not None  # a parsed record always has its form
         end = start + len(parsed.texts)
-        tokens = sum(counts[start:end]) + template_tokens(parsed.form, len(parsed.texts))
+        if parsed.alternatives:  # a preference pair: prompt + each answer is one sequence; both are trained on
+            shared, answers = end - parsed.alternatives, counts[end - parsed.alternatives : end]
+            prompt = sum(counts[start:shared]) + template_tokens(parsed.form, shared - start + 1)
+            tokens = prompt + max(answers)
+            report.tokens += sum(prompt + a for a in answers)
+        else:
+            tokens = sum(counts[start:end]) + template_tokens(parsed.form, len(parsed.texts))
+            report.tokens += tokens
         start = end
-        report.tokens += tokens
         report.max_record_tokens = max(report.max_record_tokens, tokens)
         if report.window and tokens > report.window:
             report.split_records += 1
@@ -318,6 +325,8 @@ def _flush(pending: list[tuple[int, ParsedLine]], held: list[Problem], report: V
 
 def _too_long(form: Form, tokens: int, limit: RecordLimit) -> str:
     counted = {
+        Form.PREFERENCE: "prompt + the longer answer + EOS",
+        Form.OPENAI_PREFERENCE: "message contents + the longer answer + an estimated chat template",
         Form.PROMPT_COMPLETION: "prompt + completion + EOS",
         Form.INPUT: "input + EOS",
         Form.CHAT: "message contents + an estimated chat template",

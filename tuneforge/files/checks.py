@@ -2,7 +2,9 @@
 
     fine-tune  customization records, the validator's rules without token lengths (the job checks those against its
                base model's tokenizer and context, which an upload does not know): {"messages": [...]} or
-               {"prompt", "completion"}, one form per file
+               {"prompt", "completion"}, one form per file; or preference pairs for DPO ({"prompt", "chosen",
+               "rejected"} or OpenAI's {"input", "preferred_output", "non_preferred_output"}), told apart by the
+               first record's keys (OpenAI's purpose is "fine-tune" for both)
     batch      OpenAI's batch request lines {"custom_id", "method": "POST", "url", "body"}, custom ids unique
 """
 
@@ -12,6 +14,7 @@ import json
 from enum import StrEnum
 from pathlib import Path
 
+from tuneforge import storage
 from tuneforge.data.records import DatasetKind
 from tuneforge.data.validate import validate_dataset
 from tuneforge.errors import InvalidInput
@@ -47,7 +50,7 @@ def check_file(path: Path, purpose: Purpose, filename: str) -> int:
     """The number of records in the file at `path`, or InvalidInput naming the first bad lines and fields."""
     if purpose is Purpose.FINE_TUNE:
         # zero tokens per text: the shapes are checked here, lengths by the job that knows its tokenizer
-        report = validate_dataset(path, DatasetKind.FINE_TUNING, count_tokens=lambda texts: [0] * len(texts))
+        report = validate_dataset(path, fine_tune_kind(path), count_tokens=lambda texts: [0] * len(texts))
         if report.records == 0:
             raise InvalidInput(f"{filename} holds no records: a fine-tuning file is one JSON record per line", field="file")
         if not report.ok:
@@ -56,6 +59,24 @@ def check_file(path: Path, purpose: Purpose, filename: str) -> int:
             raise InvalidInput(f"{filename} is not a fine-tuning file: {shown}{more}", field="file")
         return report.records
     return _check_batch(path, filename)
+
+
+PREFERENCE_KEYS = {"chosen", "rejected", "preferred_output", "non_preferred_output"}
+
+
+def fine_tune_kind(uri: str | Path) -> DatasetKind:
+    """PREFERENCE_TUNING when the first record names a preferred or rejected answer, else FINE_TUNING."""
+    with storage.open_read(uri) as f:
+        for raw in f:
+            if raw.strip():
+                try:
+                    first = json.loads(raw)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    break  # the validator reports it with its line
+                if isinstance(first, dict) and PREFERENCE_KEYS & set(first):
+                    return DatasetKind.PREFERENCE_TUNING
+                break
+    return DatasetKind.FINE_TUNING
 
 
 def _check_batch(path: Path, filename: str) -> int:

@@ -15,6 +15,7 @@ from typing import Literal
 from tuneforge.db.tables import CustomizationJobRow
 from tuneforge.jobs.layout import JobOutputs
 from tuneforge.jobs.states import STAGES, JobStatus, StageStatus
+from tuneforge.training.metrics import REWARD_COLUMNS
 
 _STAGE_NAMES = {"validationDetails": "Validating the data", "dataProcessingDetails": "Preparing the data",
                 "trainingDetails": "Training"}
@@ -66,9 +67,20 @@ def _metric_events(row: CustomizationJobRow, at: datetime) -> list[JobEvent]:
     events = []
     for r in training:
         step, loss = int(r["step_number"]), float(r["training_loss"])
-        events.append(JobEvent(at, "info", f"Step {step}/{total or '?'}: training loss={loss:.4f}",
-                               {"step": step, "train_loss": loss, "total_steps": total, "epoch": int(r["epoch_number"])}))
+        rewards, said = _rewards(r, "train_")
+        events.append(JobEvent(at, "info", f"Step {step}/{total or '?'}: training loss={loss:.4f}{said}",
+                               {"step": step, "train_loss": loss, "total_steps": total, "epoch": int(r["epoch_number"]), **rewards}))
     for r in validation:
         step, loss = int(r["step_number"]), float(r["validation_loss"])
-        events.append(JobEvent(at, "info", f"Step {step}: validation loss={loss:.4f}", {"step": step, "valid_loss": loss}))
+        rewards, said = _rewards(r, "valid_")
+        events.append(JobEvent(at, "info", f"Step {step}: validation loss={loss:.4f}{said}",
+                               {"step": step, "valid_loss": loss, **rewards}))
     return events
+
+
+def _rewards(row: dict[str, str], prefix: str) -> tuple[dict[str, float], str]:
+    """A preference-tuning row's reward columns as event data (train_reward_accuracy, ...) and a few words."""
+    if "reward_accuracy" not in row:
+        return {}, ""
+    data = {prefix + column: float(row[column]) for column in REWARD_COLUMNS}
+    return data, f", reward accuracy={float(row['reward_accuracy']):.2f}, margin={float(row['reward_margin']):.3f}"

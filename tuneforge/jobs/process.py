@@ -135,7 +135,8 @@ class JobProcess:
 
             materialize_gguf(Path(spec.gguf), Path(spec.checkpoint))
         checkpoint = Path(spec.checkpoint)
-        hparams = parse_hyperparameters(job.hyperparameters, family=model_family(job.base_model_id))
+        hparams = parse_hyperparameters(job.hyperparameters, family=model_family(job.base_model_id),
+                                        customization=job.customization_type)
         count_tokens = load_token_counter(checkpoint)
         context = context_length(check_checkpoint_dir(checkpoint)) or FALLBACK_CONTEXT
         # the row length pre-training splits documents into (and a check of maxSequenceLength against the context)
@@ -183,6 +184,7 @@ class JobProcess:
                 "phase": "training", "step": done, "totalSteps": steps, "epoch": m.epoch + 1,
                 "epochs": hparams.epoch_count, "trainingLoss": m.loss, "tokensPerSecond": m.tokens_per_second,
                 "tokensTrained": m.tokens_trained, "etaSeconds": elapsed / max(done - first_step, 1) * (steps - done),
+                **_camel(m.metrics),
             })
 
         result = train(
@@ -204,7 +206,8 @@ class JobProcess:
             training_loss=result.training_loss, validation_loss=result.validation_loss,
             progress={**(self.job.progress or {}), "phase": "completed", "step": result.steps, "totalSteps": result.steps,
                       "epoch": result.epochs, "etaSeconds": 0.0, "maxSequenceLength": result.max_len,
-                      "tokensTrained": result.tokens_trained},
+                      "tokensTrained": result.tokens_trained, **_camel(result.training_metrics),
+                      **_camel(result.validation_metrics, prefix="validation")},
         )
         # the model is registered (encrypted when asked): drop the plaintext copies and checkpoints
         shutil.rmtree(self.outputs.local / "checkpoints", ignore_errors=True)
@@ -215,7 +218,8 @@ class JobProcess:
         restarted job chooses again), recorded with their reasons on the job."""
         if not hparams.auto:
             return hparams
-        facts = DataFacts(records=report.rows, pretraining=kind == DatasetKind.CONTINUED_PRE_TRAINING)
+        facts = DataFacts(records=report.rows, pretraining=kind == DatasetKind.CONTINUED_PRE_TRAINING,
+                          preference=kind == DatasetKind.PREFERENCE_TUNING)
         chosen, reasons = choose(hparams, facts, family=model_family(self.job.base_model_id))
         self.save(chosen_hyperparameters={key: c.to_dict() for key, c in reasons.items()})
         print("hyperparameters chosen automatically: " + "; ".join(f"{k}={c.value} ({c.reason})" for k, c in reasons.items()),
@@ -243,6 +247,15 @@ class JobProcess:
 
     def failed(self, message: str) -> None:
         self.finish(JobStatus.FAILED, StageStatus.FAILED, message)
+
+
+def _camel(metrics: dict[str, float], prefix: str = "") -> dict[str, float]:
+    """The trainer's metric names (CSV columns, reward_accuracy) as progress keys (rewardAccuracy, validationRewardAccuracy)."""
+    def name(column: str) -> str:
+        head, *rest = column.split("_")
+        words = [prefix, head, *rest] if prefix else [head, *rest]
+        return words[0] + "".join(w.capitalize() for w in words[1:])
+    return {name(column): value for column, value in metrics.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

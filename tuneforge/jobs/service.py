@@ -97,7 +97,8 @@ class JobService:
                 f"base model {request.base_model_identifier!r} supports {supported}, not {request.customization_type}",
                 field="customizationType",
             )
-        parse_hyperparameters(request.hyperparameters, family=model_family(request.base_model_identifier))
+        parse_hyperparameters(request.hyperparameters, family=model_family(request.base_model_identifier),
+                              customization=request.customization_type)
         check_tags(request.job_tags, "jobTags")
         check_tags(request.custom_model_tags, "customModelTags")  # stored on the model when the job registers it
         require_readable(request.training_data_uri, "trainingDataConfig.s3Uri")

@@ -15,7 +15,8 @@ from tuneforge.storage import parse_uri
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9+\-.])*$")
 MODEL_NAME = re.compile(r"^([0-9a-zA-Z][_-]?)+$")
 ROLE_ARN = re.compile(r"^arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+$")
-CUSTOMIZATION_TYPES = ("FINE_TUNING", "CONTINUED_PRE_TRAINING")
+# PREFERENCE_TUNING (DPO) is tuneforge's own: Bedrock's CustomizationType has no preference method
+CUSTOMIZATION_TYPES = ("FINE_TUNING", "CONTINUED_PRE_TRAINING", "PREFERENCE_TUNING")
 MAX_NAME = 63
 MAX_VALIDATORS = 10  # Bedrock's validationDataConfig.validators limit
 MAX_TAGS = 200

@@ -7,13 +7,14 @@ The rules, each the usual practice it comes from; every choice stays within the 
 |---|---|
 | epochCount | OpenAI's fine-tuning rule: 3 epochs, more for small sets so that about 100 examples are seen, fewer for large ones so that at most 25,000 are; continued pre-training: 1 (documents are seen once, as in pre-training) |
 | batchSize | the family's default, lowered so that an epoch has at least 16 optimizer steps (few records: smaller batches) |
-| learningRate | the method's default rate at the family's default batch, scaled by the square root of batch / default batch (the square-root rule for Adam-type optimizers) |
+| learningRate | the method's default rate (preference tuning: its own, 5e-5) at the family's default batch, scaled by the square root of batch / default batch (the square-root rule for Adam-type optimizers) |
 | learningRateWarmupSteps | 3% of the run's optimizer steps (the common warmup ratio 0.03), at least 1 |
 | loraRank | 8 below 1,000 records, 16 below 10,000, else 32: more data can use more adapter capacity |
 | loraAlpha | 2 x the rank (the adapter's scale alpha/rank stays 2, the default recipe's) |
 | gradientAccumulationSteps | 1: the batch is the step |
 | loraDropout, weightDecay | 0: measured, dropout masks cost ~20% of a CPU step for a mild regularization |
 | seed, checkpointEveryEpochs | their defaults (42, every epoch) |
+| beta (preference tuning) | 0.1, the DPO paper's |
 | maxSequenceLength | the longest record's length, within the context (tuneforge.training.lengths), as when it is left out |
 """
 
@@ -37,6 +38,7 @@ class DataFacts:
 
     records: int  # training records (pre-training: rows of the trainer's length)
     pretraining: bool = False
+    preference: bool = False  # records are preference pairs (DPO): its own default learning rate
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,8 @@ def choose(hp: Hyperparameters, facts: DataFacts, *, family: Family) -> tuple[Hy
         choices["epochCount"] = Choice(epochs, why)
     if "learning_rate" in fields:
         _, _, default_batch = family_range(family, "batchSize")
-        base = parse_hyperparameters({"method": hp.method}, family=family).learning_rate
+        customization = "PREFERENCE_TUNING" if facts.preference else "FINE_TUNING"
+        base = parse_hyperparameters({"method": hp.method}, family=family, customization=customization).learning_rate
         rate = clamp("learningRate", base * math.sqrt(batch / default_batch))
         values["learning_rate"] = rate
         choices["learningRate"] = Choice(rate, f"{hp.method}'s {base:g} at batch {default_batch}, times sqrt({batch}/{default_batch})")
@@ -121,4 +124,5 @@ _FIXED = {
     "seed": "the default seed",
     "checkpoint_every_epochs": "every epoch",
     "max_sequence_length": "the longest record's length, within the model's context (as when it is left out)",
+    "beta": "0.1, the DPO paper's",
 }

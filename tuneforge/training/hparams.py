@@ -23,6 +23,14 @@ Our keys, the same for every family (defaults in `_OURS`): method lora|full, lor
 loraDropout, loraTargetModules ("all-linear" or comma-separated module names such as q_proj,v_proj),
 maxSequenceLength (default: tuneforge.training.lengths decides it), gradientAccumulationSteps, seed, weightDecay, checkpointEveryEpochs.
 
+Preference tuning (customizationType PREFERENCE_TUNING, DPO) also takes `beta` (0.01-1, default 0.1, the DPO
+paper's: how far the adapter may move from the base; higher keeps it closer), trains LoRA only (`method` full is
+refused: the reference model is the base with the adapter switched off, and a full fine-tune would need a second
+frozen copy of the model) and defaults to a learning rate of 5e-5, a quarter of fine-tuning's LoRA rate: DPO's
+loss is on summed log-probabilities of whole answers, so its gradients are larger, and it drifts from the reference
+quickly (TRL's DPOConfig defaults to 1e-6 for full models; 5e-5 is what moved the tiny test model within a few epochs
+without diverging). `beta` is refused for the other customization types.
+
 Any numeric key may be "auto": the job chooses it once it has read its data, by the rules of tuneforge.training.auto,
 and records the value and the reason (`tuneforge jobs get`). "auto" on method or loraTargetModules is refused.
 
@@ -61,6 +69,7 @@ class Hyperparameters:
     seed: int = 42
     weight_decay: float = 0.0
     checkpoint_every_epochs: int = 1
+    beta: float = 0.1  # DPO's temperature (preference tuning only)
     auto: tuple[str, ...] = ()  # the API names given as "auto": tuneforge.training.auto chooses them once the data is read
 
     def to_dict(self) -> dict[str, object]:
@@ -106,6 +115,10 @@ _OURS: dict[str, _Number] = {
     "weightDecay": _Number(float, 0.0, 1.0, 0.0),
     "checkpointEveryEpochs": _Number(int, 1, 10, 1),
 }
+_PREFERENCE: dict[str, _Number] = {
+    "beta": _Number(float, 0.01, 1.0, 0.1),  # 0.1: the DPO paper's; below 0.01 the loss barely anchors to the reference
+}
+PREFERENCE_TUNING = "PREFERENCE_TUNING"
 _CHOICES = {"method": ("lora", "full")}
 _MODULES = "loraTargetModules"
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -115,13 +128,13 @@ _FIELDS = {  # API name -> Hyperparameters field
     "learningRateWarmupSteps": "warmup_steps", "method": "method", "loraRank": "lora_rank", "loraAlpha": "lora_alpha",
     "loraDropout": "lora_dropout", _MODULES: "lora_target_modules", "maxSequenceLength": "max_sequence_length",
     "gradientAccumulationSteps": "gradient_accumulation_steps", "seed": "seed", "weightDecay": "weight_decay",
-    "checkpointEveryEpochs": "checkpoint_every_epochs",
+    "checkpointEveryEpochs": "checkpoint_every_epochs", "beta": "beta",
 }
 
 
 def family_range(family: Family, key: str) -> tuple[float, float, int | float | None]:
     """(low, high, default) of a numeric key for a family: what an automatic choice must stay within."""
-    spec = {**_FAMILIES[family], **_OURS}[key]
+    spec = {**_FAMILIES[family], **_OURS, **_PREFERENCE}[key]
     return spec.low, spec.high, spec.default
 
 
@@ -129,7 +142,9 @@ API_NAMES = {field: key for key, field in _FIELDS.items()}  # Hyperparameters fi
 FIELDS = dict(_FIELDS)  # API name -> Hyperparameters field
 
 
-def _default_learning_rate(method: str) -> float:
+def _default_learning_rate(method: str, customization: str = "FINE_TUNING") -> float:
+    if customization == PREFERENCE_TUNING:
+        return 5e-5  # see the module docstring
     return 2e-4 if method == "lora" else 2e-5
 
 
@@ -160,14 +175,16 @@ def _parse_modules(raw: str) -> tuple[tuple[str, ...] | None, str | None]:
 AUTO = "auto"
 
 
-def parse_hyperparameters(raw: Mapping[str, str], *, family: Family = "default") -> Hyperparameters:
-    """Check every key against the family's table and our own; raise one InvalidInput naming all bad keys.
+def parse_hyperparameters(raw: Mapping[str, str], *, family: Family = "default", customization: str = "FINE_TUNING") -> Hyperparameters:
+    """Check every key against the family's table and our own (and, for PREFERENCE_TUNING, beta); raise one
+    InvalidInput naming all bad keys.
 
     A numeric key given as "auto" takes its default here and is listed in `auto`: the job chooses it from the model
     and the data once it has read them (tuneforge.training.auto)."""
     if family not in _FAMILIES:
         raise InvalidInput(f"unknown model family {family!r}: expected one of {', '.join(_FAMILIES)}", field="family")
-    numbers = {**_FAMILIES[family], **_OURS}
+    preference = customization == PREFERENCE_TUNING
+    numbers = {**_FAMILIES[family], **_OURS, **(_PREFERENCE if preference else {})}
     allowed = [*numbers, *_CHOICES, _MODULES]
     problems: list[str] = []
     values: dict[str, object] = {}
@@ -191,15 +208,20 @@ def parse_hyperparameters(raw: Mapping[str, str], *, family: Family = "default")
         elif key == _MODULES:
             values[key], problem = _parse_modules(value)
             problems += [problem] if problem else []
+        elif key in _PREFERENCE:
+            problems.append(f"hyperParameters.{key}: applies to preference tuning (customizationType PREFERENCE_TUNING) only")
         else:
             problems.append(f"hyperParameters.{key}: unknown for the {family} family; allowed: {', '.join(sorted(allowed))}")
+    if preference and values.get("method") == "full":
+        problems.append("hyperParameters.method: preference tuning trains a LoRA adapter (its reference model is the base "
+                        "with the adapter switched off, so no second copy is held); use method lora or leave it out")
     if problems:
         raise InvalidInput("invalid hyperparameters:\n" + "\n".join(problems), field="hyperParameters")
 
     method = str(values.get("method", "lora"))
     resolved: dict[str, object] = {"method": method, "lora_target_modules": values.get(_MODULES, (ALL_LINEAR,))}
     for key, spec in numbers.items():
-        default = _default_learning_rate(method) if key == "learningRate" and spec.default is None else spec.default
+        default = _default_learning_rate(method, customization) if key == "learningRate" and spec.default is None else spec.default
         resolved[_FIELDS[key]] = values.get(key, default)
     if "learningRateWarmupSteps" not in numbers:  # Llama 2 takes no warmup
         resolved["warmup_steps"] = 0

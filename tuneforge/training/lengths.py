@@ -48,10 +48,11 @@ class RecordLimit:
 
 def _kind(kind: object) -> str:
     value = str(getattr(kind, "value", kind))
-    if value not in ("FINE_TUNING", "CONTINUED_PRE_TRAINING"):
-        raise InvalidInput(f"customizationType {value} is not trained by tuneforge: use FINE_TUNING or CONTINUED_PRE_TRAINING",
-                           field="customizationType")
-    return value
+    if value not in ("FINE_TUNING", "CONTINUED_PRE_TRAINING", "PREFERENCE_TUNING"):
+        raise InvalidInput(f"customizationType {value} is not trained by tuneforge: use FINE_TUNING, CONTINUED_PRE_TRAINING "
+                           "or PREFERENCE_TUNING", field="customizationType")
+    # a preference pair is two fine-tuning sequences (prompt + each answer): the same length rules
+    return "FINE_TUNING" if value == "PREFERENCE_TUNING" else value
 
 
 def bedrock_record_limit(base_model_id: str, batch_size: int) -> RecordLimit | None:

@@ -26,6 +26,8 @@ schedule), resume, then epochs of steps, validation after each epoch, checkpoint
   newest is kept. `resume=True` continues from it (or starts fresh if there is none) with the same losses.
 - Output: `<output>/model/` (adapter or full model, tokenizer, tuneforge-artifact.json) and Bedrock's metric
   CSVs (see metrics.py).
+- Preference tuning (DPO, kind PREFERENCE_TUNING) runs on the same loop (optimizer, schedule, checkpoints, stop,
+  metrics files): only what a step computes differs, an `Objective` (tuneforge.training.preference).
 Limits: one process on one device; float16 is refused (it would need loss scaling); examples are held in memory.
 torch runs one OpenMP thread per core: next to another busy process those threads stall at every barrier (tiny
 ops ran 60x slower), so give concurrent jobs `threads` = cores / jobs.
@@ -41,7 +43,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -69,7 +71,7 @@ TOKENS_PER_FORWARD = 2048
 @dataclass(frozen=True)
 class TrainConfig:
     base: Path  # a Hugging Face checkpoint directory (config, safetensors, tokenizer)
-    kind: Customization  # FINE_TUNING or CONTINUED_PRE_TRAINING
+    kind: Customization  # FINE_TUNING, CONTINUED_PRE_TRAINING or PREFERENCE_TUNING
     training: Records  # validated records, or a function returning a fresh iterable of them
     output: Path
     hparams: Hyperparameters = field(default_factory=Hyperparameters)
@@ -79,6 +81,9 @@ class TrainConfig:
     resume: bool = False
     threads: int | None = None  # CPU threads for torch (process-wide); None keeps torch's default, one per core
     tokens_per_forward: int = TOKENS_PER_FORWARD
+    # preference tuning: the reference log-probabilities computed once before training ("precomputed") or by a
+    # second forward pass in every step ("per-step"); bench/dpo_throughput.py measures both
+    reference: str = "precomputed"
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,7 @@ class StepMetrics:
     grad_norm: float
     tokens_trained: int = 0  # input tokens (padding excluded) of every step so far, before a resume included
     total_steps: int = 0  # optimizer steps of the whole run
+    metrics: dict[str, float] = field(default_factory=dict)  # the objective's own (DPO: rewards, margin, accuracy)
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,33 @@ class TrainResult:
     truncated: int  # fine-tuning examples cut at maxSequenceLength
     max_len: int = DEFAULT_MAX_LEN  # the training length used (tuneforge.training.lengths)
     tokens_trained: int = 0  # input tokens (padding excluded) of every step, before a resume included
+    training_metrics: dict[str, float] = field(default_factory=dict)  # the last step's own metrics (DPO: rewards ...)
+    validation_metrics: dict[str, float] = field(default_factory=dict)  # after the last completed epoch
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    loss: float  # the step's loss, normalized as the objective defines it
+    learned: int  # learned (target) tokens
+    tokens: int  # real input tokens of the forward passes that learn
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Objective(Protocol):
+    """What a step computes, on the loop that `train` shares: language modeling (fine-tuning, pre-training) or DPO."""
+
+    lengths: list[int]  # per item (example or pair): what length-grouped batches sort by
+    training_columns: tuple[str, ...]  # the metric CSVs' columns
+    validation_columns: tuple[str, ...]
+    validating: bool  # it has validation data
+
+    def step(self, model: Any, window: list[list[int]]) -> StepOutcome:
+        """Forward and backward over one optimizer step's micro-batches (item indices); gradients accumulate."""
+        ...
+
+    def validate(self, model: Any) -> tuple[float, dict[str, float]]:
+        """The validation loss and metrics."""
+        ...
 
 
 # ---- build ----------------------------------------------------------------------------------------------------------
@@ -163,13 +196,20 @@ def _schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torc
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _rows(records: Records | None) -> Iterable[Mapping[str, Any]]:
+    if records is None:
+        return []
+    return records() if callable(records) else records
+
+
 def _examples(cfg: TrainConfig, records: Records, tokenizer: Any, max_len: int, eos_ids: list[int], source: str) -> tuple[list[Example], int]:
-    rows = records() if callable(records) else records
+    rows = _rows(records)
     if cfg.kind == Customization.CONTINUED_PRE_TRAINING:
         return pretraining_rows(tokenizer, rows, max_len=max_len, eos_id=eos_ids[0], source=source), 0
     if cfg.kind == Customization.FINE_TUNING:
         return fine_tuning_examples(tokenizer, rows, max_len=max_len, eos_ids=eos_ids, source=source)
-    raise InvalidInput(f"customizationType {cfg.kind} is not trained by tuneforge: use FINE_TUNING or CONTINUED_PRE_TRAINING",
+    raise InvalidInput(f"customizationType {cfg.kind} is not trained by tuneforge: use FINE_TUNING, CONTINUED_PRE_TRAINING "
+                       "or PREFERENCE_TUNING",
                        field="customizationType")
 
 
@@ -193,6 +233,41 @@ def _validation_loss(model: Any, examples: list[Example], max_tokens: int, pad_i
         tokens += batch.target_tokens
     model.train()
     return total / max(tokens, 1)
+
+
+@dataclass
+class LanguageModeling:
+    """Fine-tuning and continued pre-training: token-weighted cross entropy (see the module docstring)."""
+
+    examples: list[Example]
+    validation: list[Example]
+    pad_id: int
+    device: torch.device
+    autocast: torch.dtype | None
+    tokens_per_forward: int
+    training_columns: tuple[str, ...] = TRAINING_COLUMNS
+    validation_columns: tuple[str, ...] = VALIDATION_COLUMNS
+
+    def __post_init__(self) -> None:
+        self.lengths = [len(e.input_ids) for e in self.examples]
+        self.validating = bool(self.validation)
+
+    def step(self, model: Any, window: list[list[int]]) -> StepOutcome:
+        batches = [
+            collate(chunk, pad_id=self.pad_id).to(self.device)
+            for b in window
+            for chunk in forward_chunks([self.examples[i] for i in b], max_tokens=self.tokens_per_forward)
+        ]
+        learned = sum(b.target_tokens for b in batches)
+        total = 0.0
+        for batch in batches:
+            loss_sum = _loss_sum(model, batch, self.autocast, self.device)
+            (loss_sum / learned).backward()
+            total += loss_sum.item()
+        return StepOutcome(total / learned, learned, sum(b.tokens for b in batches))
+
+    def validate(self, model: Any) -> tuple[float, dict[str, float]]:
+        return _validation_loss(model, self.validation, self.tokens_per_forward, self.pad_id, self.autocast, self.device), {}
 
 
 # ---- checkpoints ----------------------------------------------------------------------------------------------------
@@ -283,25 +358,42 @@ def train(
     eos = model.generation_config.eos_token_id if model.generation_config else None
     eos_ids = [tokenizer.eos_token_id] + [e for e in (eos if isinstance(eos, list) else [eos]) if e not in (None, tokenizer.eos_token_id)]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
-    examples, truncated = _examples(cfg, cfg.training, tokenizer, cut_at, eos_ids, "training")
-    if not examples:
+    objective: Objective
+    if cfg.kind == Customization.PREFERENCE_TUNING:
+        from tuneforge.training.preference import Dpo, preference_pairs
+
+        if not lora:
+            raise InvalidInput("hyperParameters.method: preference tuning trains a LoRA adapter; use method lora",
+                               field="hyperParameters")
+        pairs, truncated = preference_pairs(tokenizer, _rows(cfg.training), max_len=cut_at, eos_ids=eos_ids, source="training")
+        held_out = preference_pairs(tokenizer, _rows(cfg.validation), max_len=cut_at, eos_ids=eos_ids,
+                                    source="validation")[0] if cfg.validation is not None else []
+        longest = max((max(len(p.chosen.input_ids), len(p.rejected.input_ids)) for p in pairs), default=0)
+        objective = Dpo(model, pairs, held_out, beta=hp.beta, pad_id=pad_id, device=device, autocast=autocast,
+                        tokens_per_forward=cfg.tokens_per_forward, reference=cfg.reference)
+    else:
+        examples, truncated = _examples(cfg, cfg.training, tokenizer, cut_at, eos_ids, "training")
+        validation = _examples(cfg, cfg.validation, tokenizer, cut_at, eos_ids, "validation")[0] if cfg.validation is not None else []
+        longest = max((len(e.input_ids) for e in examples), default=0)
+        objective = LanguageModeling(examples, validation, pad_id, device, autocast, cfg.tokens_per_forward)
+    items = len(objective.lengths)
+    if not items:
         raise InvalidInput("the training data holds no example to learn from", field="trainingDataConfig")
-    validation = _examples(cfg, cfg.validation, tokenizer, cut_at, eos_ids, "validation")[0] if cfg.validation is not None else []
-    lengths = [len(e.input_ids) for e in examples]
-    max_len = training_length(cfg.kind, context=context, max_sequence_length=hp.max_sequence_length, longest=max(lengths))
+    max_len = training_length(cfg.kind, context=context, max_sequence_length=hp.max_sequence_length, longest=longest)
 
     # ---- optimizer, schedule, position
-    micro_batches = math.ceil(len(examples) / hp.batch_size)
+    micro_batches = math.ceil(items / hp.batch_size)
     steps_per_epoch = math.ceil(micro_batches / hp.gradient_accumulation_steps)
     total_steps = steps_per_epoch * hp.epoch_count
     optimizer = _optimizer(model, hp)
     scheduler = _schedule(optimizer, hp.warmup_steps, total_steps)
-    identity = {"hyperparameters": hp.to_dict(), "examples": len(examples), "kind": str(cfg.kind)}
+    identity = {"hyperparameters": hp.to_dict(), "examples": items, "kind": str(cfg.kind)}
     restored = _restore(checkpoint, optimizer, scheduler, identity) if checkpoint else {}
     step, tokens_before = restored.get("step", 0), restored.get("tokens_trained", 0)
     resumed_from = step - 1 if checkpoint else None  # metric rows past it are replayed, so dropped
-    train_csv = MetricsCsv(cfg.output / TRAINING_CSV, TRAINING_COLUMNS, keep_through_step=resumed_from)
-    val_csv = MetricsCsv(cfg.output / VALIDATION_CSV, VALIDATION_COLUMNS, keep_through_step=resumed_from) if validation else None
+    train_csv = MetricsCsv(cfg.output / TRAINING_CSV, objective.training_columns, keep_through_step=resumed_from)
+    val_csv = (MetricsCsv(cfg.output / VALIDATION_CSV, objective.validation_columns, keep_through_step=resumed_from)
+               if objective.validating else None)
 
     def save(at: int) -> Path:
         state = {**identity, "step": at, "epoch": at // steps_per_epoch, "step_in_epoch": at % steps_per_epoch,
@@ -310,11 +402,13 @@ def train(
 
     # ---- loop
     loss = val_loss = None
+    step_metrics: dict[str, float] = {}
+    val_metrics: dict[str, float] = {}
     seen_tokens, busy = 0, 0.0
     stopped = False
     params = [p for p in model.parameters() if p.requires_grad]
     for epoch in range(step // steps_per_epoch, hp.epoch_count):
-        batches = epoch_batches(lengths, batch_size=hp.batch_size, seed=hp.seed, epoch=epoch)
+        batches = epoch_batches(objective.lengths, batch_size=hp.batch_size, seed=hp.seed, epoch=epoch)
         for in_epoch in range(step % steps_per_epoch, steps_per_epoch):
             if should_stop is not None and should_stop():
                 save(step)
@@ -322,46 +416,38 @@ def train(
                 break
             started = time.perf_counter()
             accumulate = hp.gradient_accumulation_steps
-            window = [
-                collate(chunk, pad_id=pad_id).to(device)
-                for b in batches[in_epoch * accumulate : (in_epoch + 1) * accumulate]
-                for chunk in forward_chunks([examples[i] for i in b], max_tokens=cfg.tokens_per_forward)
-            ]
-            learned = sum(b.target_tokens for b in window)
-            total = 0.0
-            for batch in window:
-                loss_sum = _loss_sum(model, batch, autocast, device)
-                (loss_sum / learned).backward()
-                total += loss_sum.item()
+            outcome = objective.step(model, batches[in_epoch * accumulate : (in_epoch + 1) * accumulate])
             grad_norm = torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM).item()
             learning_rate = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             elapsed = time.perf_counter() - started
-            tokens = sum(b.tokens for b in window)
-            seen_tokens, busy = seen_tokens + tokens, busy + elapsed
-            loss = total / learned
-            train_csv.write(step, epoch, loss)
+            seen_tokens, busy = seen_tokens + outcome.tokens, busy + elapsed
+            loss, step_metrics = outcome.loss, outcome.metrics
+            train_csv.write(step, epoch, loss, step_metrics)
             if on_step is not None:
-                on_step(StepMetrics(step, epoch, loss, perplexity(loss), learning_rate, learned, tokens / elapsed, grad_norm,
-                                    tokens_trained=tokens_before + seen_tokens, total_steps=total_steps))
+                on_step(StepMetrics(step, epoch, loss, perplexity(loss), learning_rate, outcome.learned, outcome.tokens / elapsed,
+                                    grad_norm, tokens_trained=tokens_before + seen_tokens, total_steps=total_steps,
+                                    metrics=step_metrics))
             step += 1
         if stopped:
             break
-        if validation:
-            val_loss = _validation_loss(model, validation, cfg.tokens_per_forward, pad_id, autocast, device)
-            val_csv.write(step - 1, epoch, val_loss)
+        if val_csv is not None:
+            val_loss, val_metrics = objective.validate(model)
+            val_csv.write(step - 1, epoch, val_loss, val_metrics)
         if (epoch + 1) % hp.checkpoint_every_epochs == 0:
             save(step)
     train_csv.close()
     if val_csv is not None:
         val_csv.close()
 
-    summary = {"steps": step, "trainingLoss": loss, "validationLoss": val_loss, "maxSequenceLength": max_len}
+    summary = {"steps": step, "trainingLoss": loss, "validationLoss": val_loss, "maxSequenceLength": max_len,
+               **({"trainingMetrics": step_metrics, "validationMetrics": val_metrics} if step_metrics or val_metrics else {})}
     artifact = None if stopped else _save_artifact(cfg, model, tokenizer, summary)
     return TrainResult(
         training_loss=loss, validation_loss=val_loss, steps=step, epochs=step // steps_per_epoch, stopped=stopped,
-        artifact_dir=artifact, tokens_per_second=seen_tokens / busy if busy else 0.0, examples=len(examples),
+        artifact_dir=artifact, tokens_per_second=seen_tokens / busy if busy else 0.0, examples=items,
         truncated=truncated, max_len=max_len, tokens_trained=tokens_before + seen_tokens,
+        training_metrics=step_metrics, validation_metrics=val_metrics,
     )

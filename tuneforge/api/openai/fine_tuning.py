@@ -1,12 +1,13 @@
 """OpenAI's /v1/fine_tuning/jobs over tuneforge's customization jobs: one store, one job visible through both APIs.
 
-A job created here is a Bedrock FINE_TUNING job (GetModelCustomizationJob shows it) whose data are uploaded files;
-a FINE_TUNING job created through Bedrock is listed here too. The OpenAI id of a job is its job name (unique), and
+A job created here is a Bedrock FINE_TUNING job (GetModelCustomizationJob shows it) whose data are uploaded files,
+or with `method: {"type": "dpo"}` a PREFERENCE_TUNING job (tuneforge's DPO; its file holds preference pairs); a
+FINE_TUNING or PREFERENCE_TUNING job created through Bedrock is listed here too. The OpenAI id of a job is its job name (unique), and
 its fine_tuned_model is its custom model's name, which /v1/chat/completions serves at once, on demand.
 
     n_epochs -> epochCount, batch_size -> batchSize, learning_rate_multiplier -> learningRate (the multiplier times
-    the base model's default rate for the method), seed -> seed; "auto", OpenAI's default, -> "auto", which the job
-    chooses from its data (tuneforge.training.auto) and then reports.
+    the base model's default rate for the method), seed -> seed, and for dpo beta -> beta; "auto", OpenAI's default,
+    -> "auto", which the job chooses from its data (tuneforge.training.auto) and then reports.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tuneforge.api.openai.protocol import FineTuningJobRequest
 from tuneforge.api.services import Services
 from tuneforge.db.tables import CustomizationJobRow
 from tuneforge.errors import InvalidInput, NotFound
-from tuneforge.files.checks import Purpose
+from tuneforge.files.checks import Purpose, fine_tune_kind
 from tuneforge.ids import new_id
 from tuneforge.jobs.events import job_events
 from tuneforge.jobs.service import model_family
@@ -34,7 +35,9 @@ MAX_LIST = 100
 _FIELDS = {"hyperParameters.epochCount": "hyperparameters.n_epochs", "hyperParameters.batchSize": "hyperparameters.batch_size",
            "hyperParameters.learningRate": "hyperparameters.learning_rate_multiplier", "hyperParameters.seed": "seed",
            "baseModelIdentifier": "model", "customizationType": "model", "trainingDataConfig.s3Uri": "training_file",
-           "validationDataConfig.validators[0].s3Uri": "validation_file", "customModelName": "suffix"}
+           "validationDataConfig.validators[0].s3Uri": "validation_file", "customModelName": "suffix",
+           "hyperParameters.beta": "hyperparameters.beta", "hyperParameters.method": "method"}
+OPENAI_TYPES = {"FINE_TUNING": "supervised", "PREFERENCE_TUNING": "dpo"}  # the customization types this API describes
 
 
 def create(s: Services, request: FineTuningJobRequest) -> dict:
@@ -47,6 +50,12 @@ def create(s: Services, request: FineTuningJobRequest) -> dict:
     validation = (s.files.require(request.validation_file, Purpose.FINE_TUNE, field="validation_file")
                   if request.validation_file else None)
     family = model_family(request.model)
+    customization = "PREFERENCE_TUNING" if request.dpo else "FINE_TUNING"
+    for field, row in (("training_file", training), ("validation_file", validation)):
+        if row is not None and fine_tune_kind(row.uri).value != customization:  # refused now, not when the job validates
+            holds, needs = ("supervised records", "supervised") if request.dpo else ("preference pairs", "dpo")
+            raise InvalidInput(f"{field}: {row.file_id} holds {holds}, which method {needs!r} trains on; "
+                               f"use method {needs!r} or upload a file for method {OPENAI_TYPES[customization]!r}", field=field)
     # OpenAI's default for each is "auto": tuneforge chooses it from the data (tuneforge.training.auto)
     raw: dict[str, str] = {"epochCount": str(hp.n_epochs) if isinstance(hp.n_epochs, int) else "auto",
                            "batchSize": str(hp.batch_size) if isinstance(hp.batch_size, int) else "auto",
@@ -54,13 +63,18 @@ def create(s: Services, request: FineTuningJobRequest) -> dict:
     if isinstance(hp.learning_rate_multiplier, float):
         if not hp.learning_rate_multiplier > 0:
             raise InvalidInput("hyperparameters.learning_rate_multiplier: must be above 0", field="hyperparameters.learning_rate_multiplier")
-        raw["learningRate"] = repr(parse_hyperparameters({}, family=family).learning_rate * hp.learning_rate_multiplier)
+        default = parse_hyperparameters({}, family=family, customization=customization).learning_rate
+        raw["learningRate"] = repr(default * hp.learning_rate_multiplier)
+    if hp.beta is not None:
+        if not request.dpo:
+            raise InvalidInput("hyperparameters.beta: applies to method dpo only", field="hyperparameters.beta")
+        raw["beta"] = "auto" if hp.beta == "auto" else repr(float(hp.beta))
     if request.seed is not None:
         raw["seed"] = str(request.seed)
     token = new_id()
     job = JobRequest(
         job_name=f"ftjob-{token}", custom_model_name=_model_name(request.model, request.suffix, token),
-        base_model_identifier=request.model, training_data_uri=training.uri,
+        base_model_identifier=request.model, training_data_uri=training.uri, customization_type=customization,
         validation_data_uris=(validation.uri,) if validation else (), output_uri=str(s.settings.home / "fine-tuning"),
         hyperparameters=raw, training_file_id=training.file_id, validation_file_id=validation.file_id if validation else None,
         suffix=request.suffix, metadata=request.metadata,
@@ -82,7 +96,7 @@ def cancel(s: Services, job_id: str) -> dict:
 
 def list_jobs(s: Services, *, after: str | None, limit: int, metadata: dict[str, str]) -> dict:
     _check_limit(limit)
-    rows = [r for r in s.jobs.list().jobs if r.customization_type == "FINE_TUNING"  # newest first
+    rows = [r for r in s.jobs.list().jobs if r.customization_type in OPENAI_TYPES  # newest first
             and all((r.job_metadata or {}).get(k) == v for k, v in metadata.items())]
     rows = _after(rows, after, key=lambda r: r.job_name)
     return {"object": "list", "data": [job_object(r) for r in rows[:limit]], "has_more": len(rows) > limit}
@@ -118,10 +132,13 @@ def job_object(row: CustomizationJobRow) -> dict:
     hp = _hyperparameters(row)
     progress = row.progress or {}
     status = _status(row)
-    rate = hp.learning_rate / parse_hyperparameters({"method": hp.method}, family=model_family(row.base_model_id)).learning_rate
+    method = OPENAI_TYPES.get(row.customization_type, "supervised")
+    default = parse_hyperparameters({"method": hp.method}, family=model_family(row.base_model_id),
+                                    customization=row.customization_type).learning_rate
     hyperparameters = {name: "auto" if key in hp.auto else value for name, key, value in (
         ("n_epochs", "epochCount", hp.epoch_count), ("batch_size", "batchSize", hp.batch_size),
-        ("learning_rate_multiplier", "learningRate", rate))}  # "auto" until the job has chosen
+        ("learning_rate_multiplier", "learningRate", hp.learning_rate / default))}  # "auto" until the job has chosen
+    nested = {**hyperparameters, "beta": "auto" if "beta" in hp.auto else hp.beta} if method == "dpo" else hyperparameters
     eta = progress.get("etaSeconds")
     return {
         "object": "fine_tuning.job", "id": row.job_name, "model": row.base_model_id, "organization_id": ORGANIZATION,
@@ -130,7 +147,7 @@ def job_object(row: CustomizationJobRow) -> dict:
         "training_file": row.training_file_id or row.training_data_uri,
         "validation_file": row.validation_file_id or (row.validation_data_uris[0] if row.validation_data_uris else None),
         "hyperparameters": hyperparameters,
-        "method": {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
+        "method": {"type": method, method: {"hyperparameters": nested}},
         "result_files": [], "seed": hp.seed, "integrations": [], "metadata": row.job_metadata,
         "trained_tokens": progress.get("tokensTrained") if status == "succeeded" else None,
         "estimated_finish": int(time.time() + eta) if status == "running" and isinstance(eta, (int, float)) else None,
@@ -165,7 +182,8 @@ def _hyperparameters(row: CustomizationJobRow) -> Hyperparameters:
     """The job's hyperparameters, with what "auto" became once the job chose it."""
     chosen = {key: str(c["value"]) for key, c in (row.chosen_hyperparameters or {}).items() if c.get("value") is not None}
     try:
-        return parse_hyperparameters({**(row.hyperparameters or {}), **chosen}, family=model_family(row.base_model_id))
+        return parse_hyperparameters({**(row.hyperparameters or {}), **chosen}, family=model_family(row.base_model_id),
+                                     customization=row.customization_type)
     except InvalidInput:  # stored by an older version with other rules: show the defaults rather than fail the listing
         return Hyperparameters()
 
@@ -175,7 +193,7 @@ def _row(s: Services, job_id: str) -> CustomizationJobRow:
         row = s.jobs.get(job_id)
     except NotFound:
         raise NotFound(f"no fine-tuning job {job_id!r}: see GET /v1/fine_tuning/jobs", field="fine_tuning_job_id") from None
-    if row.customization_type != "FINE_TUNING":
+    if row.customization_type not in OPENAI_TYPES:
         raise NotFound(f"{job_id!r} is a {row.customization_type} job, which OpenAI's API does not describe: "
                        "see Bedrock's GetModelCustomizationJob", field="fine_tuning_job_id")
     return row

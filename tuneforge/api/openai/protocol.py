@@ -129,13 +129,22 @@ class FineTuningHyperparameters(_Wire):
     learning_rate_multiplier: Literal["auto"] | float | None = None
 
 
+class DpoHyperparameters(FineTuningHyperparameters):
+    beta: Literal["auto"] | float | None = None
+
+
 class SupervisedMethod(_Wire):
     hyperparameters: FineTuningHyperparameters | None = None
+
+
+class DpoMethod(_Wire):
+    hyperparameters: DpoHyperparameters | None = None
 
 
 class FineTuningMethod(_Wire):
     type: Literal["supervised", "dpo", "reinforcement"]
     supervised: SupervisedMethod | None = None
+    dpo: DpoMethod | None = None
 
 
 class FineTuningJobRequest(_Wire):
@@ -143,22 +152,33 @@ class FineTuningJobRequest(_Wire):
     training_file: str = Field(min_length=1)
     validation_file: str | None = None
     suffix: str | None = Field(default=None, min_length=1, max_length=64)
-    hyperparameters: FineTuningHyperparameters | None = None
+    hyperparameters: DpoHyperparameters | None = None  # OpenAI's deprecated top level; beta is refused unless method is dpo
     method: FineTuningMethod | None = None
     seed: int | None = Field(default=None, ge=0, le=2_147_483_647)
     metadata: dict[str, str] | None = None
     integrations: list[dict] | None = None
 
-    def chosen_hyperparameters(self) -> FineTuningHyperparameters:
-        """The hyperparameters given at the top level (deprecated by OpenAI) or in method.supervised, not both."""
-        if self.method is not None and self.method.type != "supervised":
-            raise InvalidInput(f"method.type: tuneforge's /v1/fine_tuning/jobs runs 'supervised' fine-tuning; "
+    @property
+    def dpo(self) -> bool:
+        return self.method is not None and self.method.type == "dpo"
+
+    def chosen_hyperparameters(self) -> DpoHyperparameters:
+        """The hyperparameters given at the top level (deprecated by OpenAI) or in method.<type>, not both; beta only
+        with method dpo (tuneforge's PREFERENCE_TUNING)."""
+        if self.method is not None and self.method.type not in ("supervised", "dpo"):
+            raise InvalidInput(f"method.type: tuneforge's /v1/fine_tuning/jobs runs 'supervised' fine-tuning and 'dpo'; "
                                f"{self.method.type!r} is not available", field="method.type")
-        nested = self.method.supervised.hyperparameters if self.method and self.method.supervised else None
+        kind = self.method.type if self.method else "supervised"
+        other = "supervised" if kind == "dpo" else "dpo"
+        if self.method is not None and getattr(self.method, other) is not None:
+            raise InvalidInput(f"method.{other}: method.type is {kind!r}; give its settings in method.{kind}", field=f"method.{other}")
+        section = getattr(self.method, kind) if self.method else None
+        nested = section.hyperparameters if section else None
         if nested is not None and self.hyperparameters is not None:
-            raise InvalidInput("hyperparameters: give them in method.supervised.hyperparameters or at the top level, not both",
+            raise InvalidInput(f"hyperparameters: give them in method.{kind}.hyperparameters or at the top level, not both",
                                field="hyperparameters")
-        return nested or self.hyperparameters or FineTuningHyperparameters()
+        chosen = nested or self.hyperparameters or FineTuningHyperparameters()
+        return DpoHyperparameters.model_validate(chosen.model_dump())
 
 
 # ---- batches ----------------------------------------------------------------------------------------------------
