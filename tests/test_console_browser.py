@@ -1,0 +1,204 @@
+"""The web console in a real browser: Debian's headless Chromium driven by Playwright against a real `tuneforge serve`.
+
+    sign in -> catalog -> create a fine-tuning job through the form (data checked first) -> Completed, loss chart drawn
+    -> its custom model -> playground: "tiny" and the custom model side by side, streamed -> markup stays text
+    -> a read-only key sees no create buttons and its POSTs (forged or not) are refused -> sign out
+
+Playwright's own browser download does not work here: the tests use the `chromium` package (installed with apt-get
+when missing and allowed, else they FAIL saying how; they never skip). A screenshot of each page is saved under the
+module's tmp directory; the paths are printed (pytest -s shows them). The tests run in file order and share one
+browser and one server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.api_server import create_key
+
+INSTALL = ("the browser tests need Debian's chromium and Playwright's Python package: "
+           "`apt-get install -y chromium` and `pip install -e '.[dev]'` (playwright)")
+JOB, MODEL = "console-job", "console-model"
+MARKUP = '<img src=x onerror="window.__pwned = 1">'  # runs if any page puts it in as HTML
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        done = subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:  # the package lists may be missing on a fresh machine
+            subprocess.run(["apt-get", "update"], capture_output=True, timeout=600)
+            subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, timeout=600)
+        found = shutil.which("chromium")
+    if found is None:
+        pytest.fail(f"chromium is not installed and could not be installed here: {INSTALL}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail(f"playwright is not installed: {INSTALL}")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=chromium_path(), headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("console-screenshots")
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    context = browser.new_context(base_url=server.url, viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(30_000)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("console-data")
+    records = [{"prompt": f"Question {i}: what is {i} plus {i}?", "completion": f" {2 * i}."} for i in range(6)]
+    training, validation = folder / "train.jsonl", folder / "valid.jsonl"
+    training.write_text("".join(json.dumps(r) + "\n" for r in records))
+    validation.write_text("".join(json.dumps(r) + "\n" for r in records[:2]))
+    return training, validation
+
+
+def snap(page, shots: Path, name: str) -> None:
+    path = shots / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+
+
+def sign_in(page, key: tuple[str, str]) -> None:
+    page.goto("/console/")
+    assert "/console/signin" in page.url  # signed out: sent to sign in
+    page.fill("input[name=access_key_id]", key[0])
+    page.fill("input[name=secret]", key[1])
+    page.click("#signin-form button[type=submit]")
+    page.wait_for_url("**/console/")
+
+
+def test_sign_in_and_overview(page, server, shots) -> None:
+    sign_in(page, server.key)
+    assert page.text_content("#who").startswith(server.key[0])
+    assert "No job is running" in page.text_content("main")
+    snap(page, shots, "overview")
+
+
+def test_catalog_shows_the_tiny_model(page, shots) -> None:
+    page.goto("/console/models")
+    assert page.locator("#models-table td b", has_text="tiny").count() >= 1
+    page.fill("#model-filter input[name=q]", "no-such-model")
+    assert page.locator("#models-table tr:not([hidden])").count() == 1  # the header row alone
+    page.fill("#model-filter input[name=q]", "tiny")
+    snap(page, shots, "models")
+
+
+def test_create_a_job_through_the_form_and_watch_it_complete(page, shots, data) -> None:
+    training, validation = data
+    page.goto("/console/jobs")
+    assert "No customization jobs" in page.text_content("main")
+    page.click("#create-job")
+    page.fill("input[name=job_name]", JOB)
+    page.fill("input[name=custom_model_name]", MODEL)
+    page.select_option("#base-model", "tiny")
+    page.fill("input[name=training_data]", str(training))
+    page.fill("input[name=validation_data]", str(validation))
+    page.fill("input[name='hp.epochCount']", "2")
+    page.fill("input[name='hp.batchSize']", "2")
+    page.fill("input[name='hp.maxSequenceLength']", "64")
+    assert page.text_content("small[data-range=epochCount]") == "1 to 10"
+    page.click("#validate")
+    page.wait_for_selector("#report p.ok")
+    assert "6 records" in page.text_content("#report")
+    snap(page, shots, "job-create")
+    page.click("#submit-job")
+    page.wait_for_url(f"**/console/jobs/{JOB}")
+    page.wait_for_function("document.getElementById('job-status').textContent === 'Completed'", timeout=240_000)
+    points = page.get_attribute("#loss-chart polyline.train", "points")
+    assert points and len(points.split()) >= 2  # 6 records, batch 2, 2 epochs: 6 steps
+    assert page.locator("#loss-chart circle.valid").count() >= 1
+    assert page.text_content("#job-progress") is not None and page.eval_on_selector("#job-progress", "e => e.value") == 100
+    assert "epochCount" in page.text_content("#hyperparameters-table")
+    assert page.locator("#stop-form").is_hidden()
+    snap(page, shots, "job")
+
+
+def test_the_custom_model_page(page, shots) -> None:
+    page.click(f"#job-model a:text('{MODEL}')")
+    page.wait_for_url(f"**/console/custom-models/{MODEL}")
+    assert page.text_content("#model-name").startswith(MODEL)
+    assert JOB in page.text_content("main") and "tiny" in page.text_content("main")
+    snap(page, shots, "custom-model")
+    page.goto("/console/custom-models")
+    assert page.locator("#custom-models-table a", has_text=MODEL).count() == 1
+    snap(page, shots, "custom-models")
+
+
+def test_playground_compares_base_and_custom_side_by_side(page, shots) -> None:
+    page.goto(f"/console/playground?model=tiny&model={MODEL}")
+    page.fill("input[name=max_tokens]", "12")
+    page.fill("#prompt", f"What is 2 plus 2? {MARKUP}")
+    page.click("#send")
+    for pane in (0, 1):
+        done = page.locator(f"[data-pane='{pane}'] .assistant.done")
+        done.wait_for(timeout=120_000)
+        tokens = page.text_content(f"[data-pane='{pane}'] .tokens")
+        assert "completion tokens" in tokens, page.text_content(f"[data-pane='{pane}']")
+        assert int(tokens.split(" prompt tokens")[0]) > 0
+        # the user's markup is text in the transcript, not an element
+        assert page.text_content(f"[data-pane='{pane}'] .user") == f"What is 2 plus 2? {MARKUP}"
+        assert page.locator(f"[data-pane='{pane}'] .transcript img").count() == 0
+    assert page.locator("[data-pane='2'] .assistant").count() == 0  # the third pane had no model
+    assert page.evaluate("window.__pwned") is None
+    snap(page, shots, "playground")
+
+
+def test_markup_in_a_name_is_shown_as_text(page, shots) -> None:
+    page.goto(f"/console/jobs/{MARKUP}")
+    assert MARKUP in page.text_content("#error-message")
+    assert page.locator("main img").count() == 0 and page.evaluate("window.__pwned") is None
+    snap(page, shots, "error-page")
+
+
+def test_a_read_only_key_sees_no_create_buttons_and_is_refused(browser, server, shots) -> None:
+    context = browser.new_context(base_url=server.url)
+    try:
+        viewer = context.new_page()
+        sign_in(viewer, create_key(server.home, "--read-only", "--name", "viewer", env=server.env))
+        viewer.goto("/console/jobs")
+        assert viewer.locator(f"#jobs-table a", has_text=JOB).count() == 1  # reads are allowed
+        assert viewer.locator("#create-job").count() == 0
+        viewer.goto(f"/console/custom-models/{MODEL}")
+        assert viewer.locator("#delete-model").count() == 0
+        snap(viewer, shots, "read-only")
+        token = viewer.get_attribute('meta[name="csrf-token"]', "content")
+        forged = viewer.request.post(f"{server.url}/console/custom-models/{MODEL}/delete", form={"csrf": "forged"})
+        assert forged.status == 403 and "CSRF token" in forged.text()
+        refused = viewer.request.post(f"{server.url}/console/custom-models/{MODEL}/delete", form={"csrf": token})
+        assert refused.status == 403 and "is read-only" in refused.text()
+    finally:
+        context.close()
+
+
+def test_sign_out(page, shots) -> None:
+    page.goto("/console/")
+    page.click("#signout")
+    page.wait_for_url("**/console/signin")
+    page.goto("/console/jobs")
+    assert "/console/signin" in page.url
+    snap(page, shots, "signin")
