@@ -122,6 +122,16 @@ def test_create_a_job_through_the_form_and_watch_it_complete(page, shots, data) 
     page.fill("input[name='hp.batchSize']", "2")
     page.fill("input[name='hp.maxSequenceLength']", "64")
     assert page.text_content("small[data-range=epochCount]") == "1 to 10"
+    # an uploaded file with bad lines: the validator's report, line by line, before anything is submitted
+    bad = training.parent / "bad.jsonl"
+    bad.write_text('{"prompt": "fine", "completion": " yes"}\nnot json\n{"prompt": "no completion"}\n')
+    page.set_input_files("input[name=training_file]", str(bad))
+    page.click("#validate")
+    page.wait_for_selector("#report ol li")
+    problems = page.locator("#report ol li").all_text_contents()
+    assert len(problems) == 2 and problems[0].startswith("line 2") and problems[1].startswith("line 3"), problems
+    snap(page, shots, "job-create-report")
+    page.set_input_files("input[name=training_file]", [])
     page.click("#validate")
     page.wait_for_selector("#report p.ok")
     assert "6 records" in page.text_content("#report")
@@ -166,6 +176,21 @@ def test_playground_compares_base_and_custom_side_by_side(page, shots) -> None:
     assert page.locator("[data-pane='2'] .assistant").count() == 0  # the third pane had no model
     assert page.evaluate("window.__pwned") is None
     snap(page, shots, "playground")
+
+
+def test_delete_is_refused_while_a_deployment_serves_the_model(page, server, shots) -> None:
+    bedrock = server.client("bedrock")
+    model_arn = bedrock.get_custom_model(modelIdentifier=MODEL)["modelArn"]
+    bedrock.create_custom_model_deployment(modelDeploymentName="console-deployment", modelArn=model_arn)
+    page.goto(f"/console/custom-models/{MODEL}")
+    assert "console-deployment" in page.text_content("main")
+    page.once("dialog", lambda dialog: dialog.accept())  # the "Delete ...?" confirmation
+    page.click("#delete-model")
+    page.wait_for_selector("#error-message")
+    assert "served by custom model deployment(s) console-deployment" in page.text_content("#error-message")
+    snap(page, shots, "delete-refused")
+    page.goto("/console/")
+    assert "console-deployment" in page.text_content("main")  # the overview lists it
 
 
 def test_markup_in_a_name_is_shown_as_text(page, shots) -> None:

@@ -7,10 +7,11 @@ reply. Errors are the tree's (NotFound, InvalidInput, Conflict), whose messages 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import get_args
+from typing import BinaryIO, get_args
 
 from tuneforge.catalog.entries import Customization, Modality
 from tuneforge.data.model_tokens import model_token_counter
@@ -130,7 +131,7 @@ def _location(value: str) -> str:
     return value if "://" in value else str(Path(value).expanduser().resolve())
 
 
-def validate(s, form: JobForm, upload=None) -> dict:
+def validate(s, form: JobForm, upload: BinaryIO | None = None) -> dict:
     """The validator's report line by line, with the base model's own tokenizer (`tokenizers`: no torch here)."""
     if form.customization_type not in CUSTOMIZATION_TYPES:
         raise InvalidInput(f"type must be one of {', '.join(CUSTOMIZATION_TYPES)}", field="customizationType")
@@ -143,9 +144,9 @@ def validate(s, form: JobForm, upload=None) -> dict:
                          base_model_id=form.base_model, batch_size=int(raw_batch) if raw_batch.strip().isdigit() else 1)
     kind = DatasetKind(form.customization_type)
     if upload is not None:
-        # the bytes are not kept: the job is created from a stored copy when the form is submitted
+        # not kept: the job is created from a stored copy (the files service's) when the form is submitted
         with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as handle:
-            handle.write(upload)
+            shutil.copyfileobj(upload, handle)
         try:
             report = validate_dataset(handle.name, kind, count_tokens=count, limit=limit, max_sequence_length=max_len)
         finally:
@@ -230,9 +231,9 @@ def custom_model(s, identifier: str) -> dict:
 # ---- playground -------------------------------------------------------------------------------------------------
 def playground(s) -> dict:
     """What can be compared: text foundation models, active custom models (served on demand) and deployments."""
-    return {
-        "foundation": [m.model_id for m in s.catalog.list(output_modality=Modality.TEXT)],
-        "custom": [m.model_name for m in s.registry.list(status="Active").models],
-        "on_demand": [d.deployment_arn for d in s.custom_deployments.list().deployments],
-        "provisioned": [d.provisioned_model_name for d in s.deployments.list().deployments],
+    return {  # (what the request names, what the menu shows)
+        "foundation": [(m.model_id, m.model_id) for m in s.catalog.list(output_modality=Modality.TEXT)],
+        "custom": [(m.model_name, m.model_name) for m in s.registry.list(status="Active").models],
+        "on_demand": [(d.deployment_arn, d.deployment_name) for d in s.custom_deployments.list().deployments],
+        "provisioned": [(d.provisioned_model_name, d.provisioned_model_name) for d in s.deployments.list().deployments],
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from urllib.parse import quote
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -34,7 +35,6 @@ from tuneforge.settings import Settings
 HERE = Path(__file__).parent
 PREFIX = "/console"
 SERVICE = "console"  # the audit log's service label
-MAX_UPLOAD_BYTES = 1024**3  # Bedrock's fine-tuning training-file quota (data.validate.DataLimits)
 _STATUS = ((NotFound, 404), (InvalidInput, 400), (Conflict, 409), (AccessDenied, 403), (QuotaExceeded, 429), (Throttled, 429))
 
 
@@ -105,11 +105,11 @@ class Console:
         if s.settings.auth and call.key is None and not public:
             if api or method != "GET":
                 return _refuse(call, api, 401, "You are signed out (or your session expired): sign in again.")
-            return RedirectResponse(f"{PREFIX}/signin?next={request.url.path}", status_code=303)
+            return RedirectResponse(f"{PREFIX}/signin?next={quote(request.url.path)}", status_code=303)
         if method == "POST":
             sent = request.headers.get("x-csrf-token")
             if sent is None and request.headers.get("content-type", "").startswith(("application/x-www-form", "multipart/")):
-                sent = (await request.form(max_part_size=MAX_UPLOAD_BYTES)).get("csrf")
+                sent = (await request.form()).get("csrf")  # parsed once: the handler reads the same form
             forged = not csrf_ok(call.session, sent if isinstance(sent, str) else None)
         else:
             forged = False
@@ -245,7 +245,7 @@ async def new_job(call: Call) -> Response:
 
 
 async def _job_form(call: Call) -> tuple[pages.JobForm, UploadFile | None]:
-    form = await call.request.form(max_part_size=MAX_UPLOAD_BYTES)
+    form = await call.request.form()  # an uploaded file is spooled to disk by Starlette, not held in memory
     text = {k: v.strip() for k, v in form.items() if isinstance(v, str)}
     hyperparameters = {k[3:]: v for k, v in text.items() if k.startswith("hp.") and v}
     upload = form.get("training_file")
@@ -291,8 +291,7 @@ async def stop_job(call: Call) -> Response:
 
 async def validate(call: Call) -> Response:
     form, upload = await _job_form(call)
-    data = await upload.read() if upload else None
-    return JSONResponse(await _blocking(call, pages.validate, form, data))
+    return JSONResponse(await _blocking(call, pages.validate, form, upload.file if upload else None))
 
 
 async def custom_models(call: Call) -> Response:

@@ -118,6 +118,12 @@ function setupJobPage() {
     const failure = document.getElementById("job-failure");
     failure.hidden = !r.failure; failure.textContent = r.failure || "";
     text("job-log", r.log);
+    const chosen = Object.entries(r.chosen);
+    if (chosen.length) {  // what "auto" became, once the job has read its data
+      const table = document.getElementById("chosen-table");
+      const rows = chosen.map(([k, c]) => { const tr = el("tr"); tr.append(el("td", k), el("td", c.value), el("td", c.reason)); return tr; });
+      table.replaceChildren(table.rows[0], ...rows);
+    }
     drawLoss(document.getElementById("loss-chart"), r.training, r.validation);
     live.dataset.terminal = String(r.terminal);
     if (r.terminal) { const stop = document.getElementById("stop-form"); if (stop) stop.hidden = true; }
