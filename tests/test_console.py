@@ -147,3 +147,15 @@ def test_downsample_keeps_the_ends() -> None:
     kept = downsample(points)
     assert len(kept) == 500 and kept[0] == points[0] and kept[-1] == points[-1]
     assert downsample(points[:3]) == points[:3]
+
+
+def test_a_bad_job_form_comes_back_with_the_reason_and_what_was_typed(app, tmp_path: Path) -> None:
+    client, full, _, audit = app
+    _sign_in(client, full)
+    token = _csrf(client.get("/console/jobs/new").text)
+    reply = client.post("/console/jobs", data={"csrf": token, "job_name": "my-job", "base_model": "no-such-model",
+                                               "training_data": str(tmp_path / "missing.jsonl"), "hp.epochCount": "3"})
+    assert reply.status_code == 404 and "no-such-model" in reply.text and 'id="error-message"' in reply.text
+    assert 'value="my-job"' in reply.text and 'value="3"' in reply.text
+    event = audit.recent(1)[0]
+    assert (event.operation, event.status_code, event.resource) == ("CreateModelCustomizationJob", 404, "/console/jobs")

@@ -51,6 +51,7 @@ class Call:
     session: Session
     key: ActiveKey | None
     console: "Console"
+    resource: str | None = None  # what a mutating handler acted on (an ARN), for the audit log
 
     def render(self, template: str, status_code: int = 200, **data) -> Response:
         return self.console.templates.TemplateResponse(self.request, template, {**self.context(), **data}, status_code=status_code)
@@ -127,7 +128,7 @@ class Console:
         if operation:
             await run_in_threadpool(
                 s.audit.record, access_key_id=call.key.access_key_id if call.key else None, service=SERVICE,
-                operation=operation, resource=getattr(response, "audit_resource", None) or request.url.path,
+                operation=operation, resource=call.resource or request.url.path,
                 status_code=response.status_code, error_code=None if response.status_code < 400 else str(response.status_code))
         return response
 
@@ -265,13 +266,10 @@ async def create_job(call: Call) -> Response:
     try:
         row = await run_in_threadpool(create, call.s)
     except (InvalidInput, NotFound, Conflict) as exc:  # the form again, with what was typed and what is wrong
-        response = call.render("job_new.html", status_code=status_of(exc), **await _blocking(call, pages.create_form),
-                               values={**form.__dict__, **{f"hp.{k}": v for k, v in form.hyperparameters.items()}},
-                               error=exc.message)
-        return response
-    response = call.redirect(f"/jobs/{row.job_name}")
-    response.audit_resource = row.job_arn
-    return response
+        return call.render("job_new.html", status_code=status_of(exc), **await _blocking(call, pages.create_form),
+                           values={**form.__dict__, **{f"hp.{k}": v for k, v in form.hyperparameters.items()}}, error=exc.message)
+    call.resource = row.job_arn
+    return call.redirect(f"/jobs/{row.job_name}")
 
 
 async def job(call: Call) -> Response:
@@ -284,9 +282,8 @@ async def job_status(call: Call) -> Response:
 
 async def stop_job(call: Call) -> Response:
     row = await _blocking(call, pages.stop_job, call.request.path_params["name"])
-    response = call.redirect(f"/jobs/{row.job_name}")
-    response.audit_resource = row.job_arn
-    return response
+    call.resource = row.job_arn
+    return call.redirect(f"/jobs/{row.job_name}")
 
 
 async def validate(call: Call) -> Response:
@@ -305,10 +302,9 @@ async def custom_model(call: Call) -> Response:
 async def delete_custom_model(call: Call) -> Response:
     name = call.request.path_params["name"]
     row = await run_in_threadpool(call.s.registry.get, name)
+    call.resource = row.model_arn
     await run_in_threadpool(call.s.registry.delete, row.model_arn)  # refused (Conflict) while a deployment serves it
-    response = call.redirect("/custom-models")
-    response.audit_resource = row.model_arn
-    return response
+    return call.redirect("/custom-models")
 
 
 async def playground_page(call: Call) -> Response:
