@@ -159,3 +159,17 @@ def test_a_bad_job_form_comes_back_with_the_reason_and_what_was_typed(app, tmp_p
     assert 'value="my-job"' in reply.text and 'value="3"' in reply.text
     event = audit.recent(1)[0]
     assert (event.operation, event.status_code, event.resource) == ("CreateModelCustomizationJob", 404, "/console/jobs")
+
+
+def test_tuneforge_console_prints_the_url_and_opens_a_browser(monkeypatch: pytest.MonkeyPatch) -> None:
+    import webbrowser
+
+    from typer.testing import CliRunner
+
+    from tuneforge.cli.main import app as cli
+
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or True)
+    result = CliRunner().invoke(cli, ["console", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert opened == ["http://127.0.0.1:8123/console/"] and "http://127.0.0.1:8123/console/" in result.output

@@ -193,6 +193,25 @@ def test_delete_is_refused_while_a_deployment_serves_the_model(page, server, sho
     assert "console-deployment" in page.text_content("main")  # the overview lists it
 
 
+def test_stop_a_running_job(page, shots, data) -> None:
+    long = data[0].parent / "long.jsonl"
+    long.write_text("".join(json.dumps({"prompt": f"Count to {i}.", "completion": " " + " ".join(map(str, range(1 + i % 9)))}) + "\n"
+                            for i in range(200)))
+    page.goto("/console/jobs/new")
+    page.fill("input[name=job_name]", "console-stopped")
+    page.select_option("#base-model", "tiny")
+    page.fill("input[name=training_data]", str(long))
+    page.fill("input[name='hp.epochCount']", "10")
+    page.fill("input[name='hp.batchSize']", "1")
+    page.fill("input[name='hp.maxSequenceLength']", "64")
+    page.click("#submit-job")  # 2,000 steps: it is still training when stopped
+    page.wait_for_url("**/console/jobs/console-stopped")
+    page.wait_for_function("document.getElementById('job-step').textContent.startsWith('step ')", timeout=120_000)
+    page.click("#stop-job")
+    page.wait_for_function("document.getElementById('job-status').textContent === 'Stopped'", timeout=120_000)
+    snap(page, shots, "job-stopped")
+
+
 def test_markup_in_a_name_is_shown_as_text(page, shots) -> None:
     page.goto(f"/console/jobs/{MARKUP}")
     assert MARKUP in page.text_content("#error-message")
