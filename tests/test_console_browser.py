@@ -246,3 +246,65 @@ def test_sign_out(page, shots) -> None:
     page.goto("/console/jobs")
     assert "/console/signin" in page.url
     snap(page, shots, "signin")
+
+
+def _timings(page) -> dict[str, float]:
+    """Milliseconds from navigation start: first contentful paint and DOMContentLoaded (the page's script has run)."""
+    # after two animation frames: the paint entries are recorded once a frame has been presented
+    return page.evaluate("""() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => {
+        const paint = performance.getEntriesByName('first-contentful-paint')[0] || performance.getEntriesByName('first-paint')[0];
+        const nav = performance.getEntriesByType('navigation')[0];
+        done({firstPaint: paint ? paint.startTime : -1, domReady: nav.domContentLoadedEventEnd});
+    })))""")
+
+
+def test_page_speed_with_1000_jobs_and_10000_metric_points(browser, server, shots) -> None:
+    """The jobs list with 1,000 jobs (one page of 50 shown) and a job page with 10,000 training steps (drawn as at most
+    500 points): both usable within seconds even on 2 shared cores. Prints the figures."""
+    import time
+
+    from sqlalchemy import select
+
+    from tuneforge.db import open_database, session_scope, utcnow
+    from tuneforge.db.tables import CustomizationJobRow
+    from tuneforge.ids import new_id
+    from tuneforge.settings import load_settings
+    from tuneforge.training.metrics import TRAINING_COLUMNS, TRAINING_CSV
+
+    sessions = open_database(load_settings(home=server.home, database_url="").database_url)
+    with sessions() as session:
+        template = session.scalars(select(CustomizationJobRow).where(CustomizationJobRow.job_name == JOB)).one()
+        columns = {c.key: getattr(template, c.key) for c in CustomizationJobRow.__table__.columns}
+    rows = []
+    for i in range(1000):
+        job_id = new_id()
+        rows.append(CustomizationJobRow(**{**columns, "job_id": job_id, "job_arn": columns["job_arn"].rsplit("/", 1)[0] + "/" + job_id,
+                                           "job_name": f"speed-{i:04d}", "client_request_token": None, "pid": None,
+                                           "work_dir": str(server.home / "jobs" / job_id), "created_at": utcnow(), "updated_at": utcnow()}))
+    with session_scope(sessions) as session:
+        session.add_all(rows)
+    metrics = Path(rows[-1].work_dir) / "train" / TRAINING_CSV
+    metrics.parent.mkdir(parents=True)
+    metrics.write_text(",".join(TRAINING_COLUMNS) + "\n" + "".join(f"{s},{s // 1000},{3 / (1 + s / 500):.6f},1.0\n" for s in range(10_000)))
+
+    context = browser.new_context(base_url=server.url, viewport={"width": 1400, "height": 1000})
+    try:
+        viewer = context.new_page()
+        sign_in(viewer, server.key)
+        started = time.perf_counter()
+        viewer.goto("/console/jobs")
+        listed = (time.perf_counter() - started) * 1000, _timings(viewer)
+        assert viewer.locator("#jobs-table tr").count() == 51 and viewer.locator("a", has_text="Next page").count() == 1
+        snap(viewer, shots, "jobs-1000")
+        started = time.perf_counter()
+        viewer.goto(f"/console/jobs/{rows[-1].job_name}")
+        viewer.wait_for_selector("#loss-chart polyline.train")
+        drawn = (time.perf_counter() - started) * 1000, _timings(viewer)
+        assert len(viewer.get_attribute("#loss-chart polyline.train", "points").split()) == 500
+        snap(viewer, shots, "job-10000-points")
+    finally:
+        context.close()
+    for name, (usable, t) in (("jobs list, 1,000 jobs", listed), ("job page, 10,000 metric points", drawn)):
+        print(f"page speed: {name}: first paint {t['firstPaint']:.0f} ms, DOM ready {t['domReady']:.0f} ms, "
+              f"usable (loaded{', chart drawn' if 'job page' in name else ''}) {usable:.0f} ms")
+    assert listed[0] < 10_000 and drawn[0] < 10_000  # generous: 2 shared cores; the figures printed are what matters

@@ -117,7 +117,7 @@ function setupJobPage() {
     }
     const failure = document.getElementById("job-failure");
     failure.hidden = !r.failure; failure.textContent = r.failure || "";
-    text("job-log", r.log);
+    text("job-log", r.log || "(the job has written no log yet)");
     const chosen = Object.entries(r.chosen);
     if (chosen.length) {  // what "auto" became, once the job has read its data
       const table = document.getElementById("chosen-table");
