@@ -24,6 +24,7 @@ ALLOWED_IMPORTERS = {
     # reads and writes them with the same codecs as the API (wire.bodies, wire.batch)
     "wire": {"api", "cli", "batch"},
     "api": {"cli"},
+    "console": {"api"},  # the web console is mounted by the server; it never imports api/ (that would be a cycle)
     "cli": {"__main__"},
 }
 

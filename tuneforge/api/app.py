@@ -1,4 +1,4 @@
-"""The HTTP server: Bedrock's REST API and the OpenAI API on one port, plus /health and /metrics (open).
+"""The HTTP server: Bedrock's REST API, the OpenAI API and the web console on one port, plus /health and /metrics (open).
 
 `build_app(settings)` lists, top to bottom, everything the server is made of. Services are built once in the
 lifespan and kept on `app.state`. The server process never imports torch: models run in worker processes and
@@ -28,6 +28,7 @@ from tuneforge.api.openai import routes as openai_routes
 from tuneforge.api.limits import read_body
 from tuneforge.api.openai.errors import http_error_response as openai_error_response
 from tuneforge.api.services import Services, services
+from tuneforge.console import routes as console
 from tuneforge.errors import TuneforgeError
 from tuneforge.settings import Settings
 from tuneforge.wire.errors import NOT_IMPLEMENTED, aws_http, openai_http
@@ -97,6 +98,7 @@ def build_app(settings: Settings) -> Starlette:
         *protocol.routes("bedrock-runtime", runtime.HANDLERS),
         *protocol.routes("bedrock-agent", agent_control.HANDLERS),
         *protocol.routes("bedrock-agent-runtime", agent_runtime.HANDLERS),
+        *console.mount(settings),  # the web console, /console: pages over the same services
         Route("/{path:path}", not_implemented, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: unrouted})

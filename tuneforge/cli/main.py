@@ -29,6 +29,7 @@ app.add_typer(kb.app, name="kb")
 app.command("invoke")(invoke.invoke)
 app.command("chat")(chat.chat)
 app.command("serve")(serve.serve)
+app.command("console")(serve.open_console)
 app.add_typer(keys.app, name="keys")
 app.command("audit")(keys.audit)
 

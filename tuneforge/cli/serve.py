@@ -1,4 +1,5 @@
-"""`tuneforge serve`: the HTTP server (Bedrock's REST API, the OpenAI API, /metrics, /health) on one port."""
+"""`tuneforge serve`: the HTTP server (Bedrock's REST API, the OpenAI API, the web console, /metrics, /health) on one
+port; `tuneforge console` opens the console of a running server in a browser."""
 
 from __future__ import annotations
 
@@ -34,6 +35,21 @@ def serve(
     host, port = host or current.host, port or current.port
     mode = "[bold red]authentication OFF[/]" if not current.auth else "signed requests only (tuneforge keys create)"
     console.print(f"tuneforge serving Bedrock's and OpenAI's APIs on http://{host}:{port} (data: {current.home}); {mode}")
+    console.print(f"web console: http://{host}:{port}/console/")
     if not current.auth and host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[bold red]warning:[/] --no-auth on {host} lets anyone who can reach this port create jobs and delete models")
     uvicorn.run(build_app(current), host=host, port=port, log_level="info")
+
+
+def open_console(
+    host: Annotated[Optional[str], typer.Option(help="The server's host (default TUNEFORGE_HOST or 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="The server's port (default TUNEFORGE_PORT or 8000).")] = None,
+) -> None:
+    """Open the web console of a running `tuneforge serve` in a browser (and print its URL)."""
+    import webbrowser
+
+    current = settings()
+    url = f"http://{host or current.host}:{port or current.port}/console/"
+    console.print(f"tuneforge console: {url} (sign in with a key from `tuneforge keys create`)")
+    if not webbrowser.open(url):
+        console.print("no browser could be started here: open the URL above yourself")
