@@ -158,7 +158,7 @@ def test_bad_job_requests_are_rejected(bedrock, tmp_path, overrides, needle):
 
 
 def test_unimplemented_operations_say_so(server):
-    evaluation = server.client("bedrock")
+    bedrock = server.client("bedrock")
     with pytest.raises(ClientError) as err:
-        evaluation.get_evaluation_job(jobIdentifier="x")
+        bedrock.list_guardrails()
     assert code(err.value) == ("InternalFailure", 501) and "not implemented" in str(err.value)
