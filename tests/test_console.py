@@ -173,3 +173,18 @@ def test_tuneforge_console_prints_the_url_and_opens_a_browser(monkeypatch: pytes
     result = CliRunner().invoke(cli, ["console", "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert opened == ["http://127.0.0.1:8123/console/"] and "http://127.0.0.1:8123/console/" in result.output
+
+
+def test_an_upload_for_a_refused_job_is_not_kept(app) -> None:
+    client, full, _, _ = app
+    _sign_in(client, full)
+    token = _csrf(client.get("/console/jobs/new").text)
+    files = client.app.state.services.files
+    record = b'{"prompt": "2 plus 2?", "completion": " 4"}\n'
+    reply = client.post("/console/jobs", data={"csrf": token, "job_name": "up", "base_model": "no-such-model"},
+                        files={"training_file": ("train.jsonl", record, "application/jsonl")})
+    assert reply.status_code == 404 and "no-such-model" in reply.text
+    assert files.list()[0] == []
+    bad = client.post("/console/jobs", data={"csrf": token, "job_name": "up", "base_model": "no-such-model"},
+                      files={"training_file": ("train.jsonl", b"not json\n", "application/jsonl")})
+    assert bad.status_code == 400 and "train.jsonl is not a fine-tuning file" in bad.text  # checked before it is kept

@@ -17,7 +17,7 @@ from tuneforge.catalog.entries import Customization, Modality
 from tuneforge.data.model_tokens import model_token_counter
 from tuneforge.data.records import DatasetKind
 from tuneforge.data.validate import validate_dataset
-from tuneforge.errors import InvalidInput, NotFound
+from tuneforge.errors import InvalidInput, NotFound, TuneforgeError
 from tuneforge.jobs.layout import JobOutputs
 from tuneforge.jobs.service import is_terminal, model_family
 from tuneforge.jobs.spec import CUSTOMIZATION_TYPES, JobRequest
@@ -103,20 +103,28 @@ class JobForm:
     hyperparameters: dict[str, str]
 
 
-def job_request(s, form: JobForm, training_uri: str) -> JobRequest:
+def job_request(s, form: JobForm, training_uri: str, training_file_id: str | None = None) -> JobRequest:
     name = form.job_name.strip()
     return JobRequest(
         job_name=name, custom_model_name=form.custom_model_name.strip() or name, base_model_identifier=form.base_model,
         training_data_uri=training_uri, output_uri=str(s.settings.home / "outputs"),
         customization_type=form.customization_type,
         validation_data_uris=(_location(form.validation_data),) if form.validation_data.strip() else (),
-        hyperparameters=form.hyperparameters,
+        hyperparameters=form.hyperparameters, training_file_id=training_file_id,
     )
 
 
-def stored_upload(s, upload, filename: str) -> str:
-    """An uploaded training file kept through the files service (checked line by line first): its location."""
-    return s.files.upload(upload, filename=filename, purpose="fine-tune").uri
+def create_job(s, form: JobForm, upload: BinaryIO | None = None, filename: str = ""):
+    """Create the job; an uploaded training file is kept through the files service (checked line by line first, and
+    not deletable while the job runs), and removed again when the job is refused."""
+    if upload is None:
+        return s.jobs.create(job_request(s, form, training_location(form)))
+    stored = s.files.upload(upload, filename=filename, purpose="fine-tune")
+    try:
+        return s.jobs.create(job_request(s, form, stored.uri, stored.file_id))
+    except TuneforgeError:
+        s.files.delete(stored.file_id)
+        raise
 
 
 def training_location(form: JobForm) -> str:

@@ -258,13 +258,8 @@ async def _job_form(call: Call) -> tuple[pages.JobForm, UploadFile | None]:
 
 async def create_job(call: Call) -> Response:
     form, upload = await _job_form(call)
-
-    def create(s):
-        uri = pages.stored_upload(s, upload.file, upload.filename) if upload else pages.training_location(form)
-        return s.jobs.create(pages.job_request(s, form, uri))
-
     try:
-        row = await run_in_threadpool(create, call.s)
+        row = await _blocking(call, pages.create_job, form, *((upload.file, upload.filename) if upload else ()))
     except (InvalidInput, NotFound, Conflict) as exc:  # the form again, with what was typed and what is wrong
         return call.render("job_new.html", status_code=status_of(exc), **await _blocking(call, pages.create_form),
                            values={**form.__dict__, **{f"hp.{k}": v for k, v in form.hyperparameters.items()}}, error=exc.message)
