@@ -61,6 +61,8 @@ def test_sign_in_sets_a_signed_http_only_lax_cookie(app) -> None:
     assert full.secret_access_key not in cookie  # the cookie names the key; the secret stays with the user
     overview = client.get("/console/")
     assert overview.status_code == 200 and full.access_key_id in overview.text
+    policy = overview.headers["content-security-policy"]
+    assert "script-src" not in policy and "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
     event = audit.recent(1)[0]
     assert (event.service, event.operation, event.access_key_id, event.status_code) == ("console", "SignIn", full.access_key_id, 303)
 
