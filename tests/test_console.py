@@ -190,3 +190,14 @@ def test_an_upload_for_a_refused_job_is_not_kept(app) -> None:
     bad = client.post("/console/jobs", data={"csrf": token, "job_name": "up", "base_model": "no-such-model"},
                       files={"training_file": ("train.jsonl", b"not json\n", "application/jsonl")})
     assert bad.status_code == 400 and "train.jsonl is not a fine-tuning file" in bad.text  # checked before it is kept
+
+
+def test_the_access_keys_and_audit_log_pages(app) -> None:
+    client, full, read_only, _ = app
+    _sign_in(client, read_only)  # reading them needs no write access
+    keys = client.get("/console/keys")
+    assert full.access_key_id in keys.text and "viewer" in keys.text and "read-only" in keys.text
+    assert full.secret_access_key not in keys.text and read_only.secret_access_key not in keys.text
+    audit = client.get("/console/audit", params={"service": "console", "operation": "signin", "key": read_only.access_key_id})
+    assert audit.status_code == 200 and "SignIn" in audit.text and full.access_key_id not in audit.text
+    assert "No audited events match" in client.get("/console/audit", params={"operation": "NoSuchOperation"}).text

@@ -249,6 +249,16 @@ def test_a_read_only_key_sees_no_create_buttons_and_is_refused(browser, server, 
         context.close()
 
 
+def test_the_audit_log_shows_the_console_actions(page, server, shots) -> None:
+    page.goto("/console/audit?service=console&operation=CreateModelCustomizationJob")
+    rows = page.locator("#audit-table tr").all_text_contents()[1:]
+    assert rows and all(server.key[0] in r and "model-customization-job/" in r for r in rows), rows  # who, and the ARN
+    snap(page, shots, "audit")
+    page.goto("/console/keys")
+    assert page.locator("#keys-table td", has_text="viewer").count() == 1
+    snap(page, shots, "keys")
+
+
 def test_sign_out(page, shots) -> None:
     page.goto("/console/")
     page.click("#signout")

@@ -236,6 +236,23 @@ def custom_model(s, identifier: str) -> dict:
             "provisioned": s.deployments.list(model_arn=row.model_arn).deployments}
 
 
+# ---- access keys and the audit log (read-only pages) ----------------------------------------------------------
+AUDIT_SHOWN = 200
+AUDIT_SEARCHED = 5_000  # the newest events a filter looks through
+
+
+def audit_log(s, *, service: str = "", operation: str = "", key: str = "") -> dict:
+    events = s.audit.recent(AUDIT_SEARCHED)
+    chosen = [e for e in events if (not service or e.service == service) and (not operation or operation.lower() in e.operation.lower())
+              and (not key or e.access_key_id == key)]
+    return {"events": chosen[:AUDIT_SHOWN], "more": len(chosen) > AUDIT_SHOWN, "service": service, "operation": operation,
+            "key": key, "services": sorted({e.service for e in events}), "searched": AUDIT_SEARCHED}
+
+
+def access_keys(s) -> dict:
+    return {"keys": s.access_keys.list()}  # ids, names and rights: never a secret
+
+
 # ---- playground -------------------------------------------------------------------------------------------------
 def playground(s) -> dict:
     """What can be compared: text foundation models, active custom models (served on demand) and deployments."""

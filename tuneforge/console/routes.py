@@ -158,6 +158,8 @@ class Console:
             r("/custom-models/{name}", custom_model),
             r("/custom-models/{name}/delete", delete_custom_model, method="POST", operation="DeleteCustomModel"),
             r("/playground", playground_page),
+            r("/keys", access_keys),
+            r("/audit", audit_log),
             r("/api/jobs/{name}", job_status, api=True),
             r("/api/validate", validate, method="POST", api=True),
             r("/api/chat", chat, method="POST", api=True),
@@ -309,6 +311,16 @@ async def delete_custom_model(call: Call) -> Response:
     call.resource = row.model_arn
     await run_in_threadpool(call.s.registry.delete, row.model_arn)  # refused (Conflict) while a deployment serves it
     return call.redirect("/custom-models")
+
+
+async def access_keys(call: Call) -> Response:
+    return call.render("keys.html", **await _blocking(call, pages.access_keys))
+
+
+async def audit_log(call: Call) -> Response:
+    q = call.request.query_params
+    data = await _blocking(call, pages.audit_log, service=q.get("service", ""), operation=q.get("operation", ""), key=q.get("key", ""))
+    return call.render("audit.html", **data)
 
 
 async def playground_page(call: Call) -> Response:
