@@ -187,19 +187,32 @@ def test_playground_compares_base_and_custom_side_by_side(page, shots) -> None:
     snap(page, shots, "playground")
 
 
-def test_delete_is_refused_while_a_deployment_serves_the_model(page, server, shots) -> None:
-    bedrock = server.client("bedrock")
-    model_arn = bedrock.get_custom_model(modelIdentifier=MODEL)["modelArn"]
-    bedrock.create_custom_model_deployment(modelDeploymentName="console-deployment", modelArn=model_arn)
+def test_deploy_then_compare_base_and_deployment_and_delete_is_refused(page, shots) -> None:
     page.goto(f"/console/custom-models/{MODEL}")
-    assert "console-deployment" in page.text_content("main")
+    assert "Not deployed" in page.text_content("main")
+    page.fill("#deploy-form input[name=deployment_name]", "console-deployment")
+    page.click("#deploy")
+    page.wait_for_selector("#deployments-table")
+    assert "Active" in page.text_content("#deployments-table")
     page.once("dialog", lambda dialog: dialog.accept())  # the "Delete ...?" confirmation
     page.click("#delete-model")
     page.wait_for_selector("#error-message")
     assert "served by custom model deployment(s) console-deployment" in page.text_content("#error-message")
     snap(page, shots, "delete-refused")
+    page.goto(f"/console/custom-models/{MODEL}")
+    page.click("#deployments-table a:text('compare with the base model')")
+    page.wait_for_url("**/console/playground?**")
+    page.fill("input[name=max_tokens]", "8")
+    page.fill("#prompt", "What is 3 plus 3?")
+    page.click("#send")
+    for pane in (0, 1):
+        page.locator(f"[data-pane='{pane}'] .assistant.done").wait_for(timeout=120_000)
+        assert "completion tokens" in page.text_content(f"[data-pane='{pane}'] .tokens"), page.text_content(f"[data-pane='{pane}']")
+    assert page.eval_on_selector("[data-pane='1'] .pane-model", "e => e.selectedOptions[0].textContent") == "console-deployment"
+    snap(page, shots, "playground-deployment")
     page.goto("/console/")
     assert "console-deployment" in page.text_content("main")  # the overview lists it
+    snap(page, shots, "overview-after")
 
 
 def test_stop_a_running_job(page, shots, data) -> None:

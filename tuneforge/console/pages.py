@@ -236,6 +236,18 @@ def custom_model(s, identifier: str) -> dict:
             "provisioned": s.deployments.list(model_arn=row.model_arn).deployments}
 
 
+def deploy(s, model: str, name: str):
+    """An on-demand deployment of a custom model (CreateCustomModelDeployment): Active at once, loaded on first use."""
+    return s.custom_deployments.create(name=name.strip(), model_arn=s.registry.get(model).model_arn)
+
+
+def undeploy(s, deployment: str):
+    """Delete an on-demand deployment; returns it (the console goes back to its model's page)."""
+    row = s.custom_deployments.get(deployment)
+    s.custom_deployments.delete(row.deployment_arn)
+    return row, s.registry.get(row.model_arn)
+
+
 # ---- access keys and the audit log (read-only pages) ----------------------------------------------------------
 AUDIT_SHOWN = 200
 AUDIT_SEARCHED = 5_000  # the newest events a filter looks through

@@ -157,6 +157,8 @@ class Console:
             r("/custom-models", custom_models),
             r("/custom-models/{name}", custom_model),
             r("/custom-models/{name}/delete", delete_custom_model, method="POST", operation="DeleteCustomModel"),
+            r("/custom-models/{name}/deploy", deploy, method="POST", operation="CreateCustomModelDeployment"),
+            r("/deployments/{name}/delete", undeploy, method="POST", operation="DeleteCustomModelDeployment"),
             r("/playground", playground_page),
             r("/keys", access_keys),
             r("/audit", audit_log),
@@ -311,6 +313,19 @@ async def delete_custom_model(call: Call) -> Response:
     call.resource = row.model_arn
     await run_in_threadpool(call.s.registry.delete, row.model_arn)  # refused (Conflict) while a deployment serves it
     return call.redirect("/custom-models")
+
+
+async def deploy(call: Call) -> Response:
+    form = await call.request.form()
+    row = await _blocking(call, pages.deploy, call.request.path_params["name"], str(form.get("deployment_name", "")))
+    call.resource = row.deployment_arn
+    return call.redirect(f"/custom-models/{quote(call.request.path_params['name'])}")
+
+
+async def undeploy(call: Call) -> Response:
+    row, model = await _blocking(call, pages.undeploy, call.request.path_params["name"])
+    call.resource = row.deployment_arn
+    return call.redirect(f"/custom-models/{quote(model.model_name)}")
 
 
 async def access_keys(call: Call) -> Response:
