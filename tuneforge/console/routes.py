@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import secrets
-from urllib.parse import quote
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
 from starlette.concurrency import run_in_threadpool
@@ -28,9 +28,10 @@ from starlette.templating import Jinja2Templates
 
 from tuneforge.console import pages, playground
 from tuneforge.console.session import COOKIE, MAX_AGE, Session, SessionStore, csrf_ok
-from tuneforge.errors import AccessDenied, Conflict, InvalidInput, NotFound, QuotaExceeded, Throttled, TuneforgeError
+from tuneforge.errors import Conflict, InvalidInput, NotFound, TuneforgeError
 from tuneforge.security.keys import ActiveKey
 from tuneforge.settings import Settings
+from tuneforge.wire import errors as wire_errors
 
 HERE = Path(__file__).parent
 PREFIX = "/console"
@@ -43,11 +44,11 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-_STATUS = ((NotFound, 404), (InvalidInput, 400), (Conflict, 409), (AccessDenied, 403), (QuotaExceeded, 429), (Throttled, 429))
 
 
 def status_of(exc: TuneforgeError) -> int:
-    return next((code for kind, code in _STATUS if isinstance(exc, kind)), 503)
+    # the one mapping of the tree to HTTP (wire/errors.py); OpenAI's table is plain HTTP semantics (404, 409, 429, ...)
+    return wire_errors.openai(exc).status
 
 
 @dataclass
