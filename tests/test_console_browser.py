@@ -122,6 +122,9 @@ def test_create_a_job_through_the_form_and_watch_it_complete(page, shots, data) 
     page.goto("/console/jobs")
     assert "No customization jobs" in page.text_content("main")
     page.click("#create-job")
+    page.goto("/console/models")
+    page.click("#models-table a[href$='/jobs/new?base=tiny']")  # the catalog's link preselects the base model
+    assert page.eval_on_selector("#base-model", "e => e.value") == "tiny"
     page.fill("input[name=job_name]", JOB)
     page.fill("input[name=custom_model_name]", MODEL)
     page.select_option("#base-model", "tiny")

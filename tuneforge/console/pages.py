@@ -168,7 +168,8 @@ def validate(s, form: JobForm, upload: BinaryIO | None = None) -> dict:
 
 def job_page(s, identifier: str) -> dict:
     row = s.jobs.get(identifier)
-    return {"job": row, "status": job_status(s, row.job_name)}
+    outputs = JobOutputs(Path(row.work_dir), row.output_uri, row.job_id).remote  # Bedrock's layout: metrics and job.log
+    return {"job": row, "status": job_status(s, row.job_name), "outputs": outputs}
 
 
 def job_progress(row) -> dict:

@@ -256,7 +256,8 @@ async def jobs(call: Call) -> Response:
 
 
 async def new_job(call: Call) -> Response:
-    return call.render("job_new.html", **await _blocking(call, pages.create_form), values={}, error=None)
+    chosen = {"base_model": call.request.query_params.get("base", "")}  # from the catalog's "Customize" link
+    return call.render("job_new.html", **await _blocking(call, pages.create_form), values=chosen, error=None)
 
 
 async def _job_form(call: Call) -> tuple[pages.JobForm, UploadFile | None]:
