@@ -201,3 +201,14 @@ def test_the_access_keys_and_audit_log_pages(app) -> None:
     audit = client.get("/console/audit", params={"service": "console", "operation": "signin", "key": read_only.access_key_id})
     assert audit.status_code == 200 and "SignIn" in audit.text and full.access_key_id not in audit.text
     assert "No audited events match" in client.get("/console/audit", params={"operation": "NoSuchOperation"}).text
+
+
+def test_nothing_puts_data_into_the_page_as_html() -> None:
+    """The rule of the console's JavaScript and templates, checked in the source: text, never markup."""
+    root = Path(__file__).resolve().parent.parent / "tuneforge" / "console"
+    script = "\n".join(line for line in (root / "static" / "console.js").read_text().splitlines() if not line.lstrip().startswith("//"))
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in script, f"console.js uses {sink}: build nodes and set textContent instead"
+    for template in (root / "templates").glob("*.html"):
+        text = template.read_text()
+        assert "|safe" not in text.replace(" ", "") and "autoescape false" not in text, f"{template.name} turns escaping off"
