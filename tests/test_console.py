@@ -212,3 +212,17 @@ def test_nothing_puts_data_into_the_page_as_html() -> None:
     for template in (root / "templates").glob("*.html"):
         text = template.read_text()
         assert "|safe" not in text.replace(" ", "") and "autoescape false" not in text, f"{template.name} turns escaping off"
+
+
+def test_provisioned_throughput_forms_answer_in_words(app) -> None:
+    client, full, _, audit = app
+    _sign_in(client, full)
+    page = client.get("/console/provisioned")
+    assert "No provisioned throughput" in page.text
+    token = _csrf(page.text)
+    assert "model units must be a whole number" in client.post("/console/provisioned", data={
+        "csrf": token, "name": "pt", "model": "x", "units": "two"}).text
+    missing = client.post("/console/provisioned/nope/update", data={"csrf": token, "units": "2"})
+    assert missing.status_code == 404 and "nope" in missing.text
+    event = audit.recent(1)[0]
+    assert (event.operation, event.status_code) == ("UpdateProvisionedModelThroughput", 404)

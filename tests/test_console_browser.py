@@ -218,6 +218,20 @@ def test_deploy_then_compare_base_and_deployment_and_delete_is_refused(page, sho
     snap(page, shots, "overview-after")
 
 
+def test_provisioned_throughput_create_and_delete(page, shots) -> None:
+    page.goto("/console/provisioned")
+    assert "No provisioned throughput" in page.text_content("main")
+    page.fill("#provision-form input[name=name]", "console-pt")
+    page.select_option("#provision-form select[name=model]", "tiny")
+    page.click("#provision")
+    page.wait_for_url("**/console/provisioned")
+    expect(page.locator("#provisioned-table td.status-InService")).to_have_count(1, timeout=120_000)  # the page reloads itself
+    snap(page, shots, "provisioned")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#provisioned-table button.danger")
+    page.wait_for_selector("text=No provisioned throughput")
+
+
 def test_stop_a_running_job(page, shots, data) -> None:
     long = data[0].parent / "long.jsonl"
     long.write_text("".join(json.dumps({"prompt": f"Count to {i}.", "completion": " " + " ".join(map(str, range(1 + i % 9)))}) + "\n"

@@ -249,6 +249,36 @@ def undeploy(s, deployment: str):
     return row, s.registry.get(row.model_arn)
 
 
+# ---- provisioned throughput -------------------------------------------------------------------------------------
+def provisioned(s) -> dict:
+    """Provisioned models and what each may serve: text foundation models and active custom models."""
+    return {"deployments": s.deployments.list().deployments,
+            "models": [m.model_id for m in s.catalog.list(output_modality=Modality.TEXT)]
+                      + [m.model_name for m in s.registry.list(status="Active").models]}
+
+
+def _units(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput(f"model units must be a whole number, got {raw!r}", field="modelUnits") from None
+
+
+def provision(s, name: str, model: str, units: str):
+    return s.deployments.create(name=name.strip(), model_id=model, units=_units(units))
+
+
+def update_provisioned(s, name: str, *, model: str = "", units: str = ""):
+    """Scale (units) or re-point (model); the supervisor makes it true while the old workers keep serving."""
+    return s.deployments.update(name, model_id=model or None, units=_units(units) if units else None)
+
+
+def delete_provisioned(s, name: str):
+    row = s.deployments.get(name)
+    s.deployments.delete(row.provisioned_model_arn)
+    return row
+
+
 # ---- access keys and the audit log (read-only pages) ----------------------------------------------------------
 AUDIT_SHOWN = 200
 AUDIT_SEARCHED = 5_000  # the newest events a filter looks through

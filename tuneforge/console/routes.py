@@ -161,6 +161,10 @@ class Console:
             r("/custom-models/{name}/deploy", deploy, method="POST", operation="CreateCustomModelDeployment"),
             r("/deployments/{name}/delete", undeploy, method="POST", operation="DeleteCustomModelDeployment"),
             r("/playground", playground_page),
+            r("/provisioned", provisioned),
+            r("/provisioned", provision, method="POST", operation="CreateProvisionedModelThroughput"),
+            r("/provisioned/{name}/update", update_provisioned, method="POST", operation="UpdateProvisionedModelThroughput"),
+            r("/provisioned/{name}/delete", delete_provisioned, method="POST", operation="DeleteProvisionedModelThroughput"),
             r("/keys", access_keys),
             r("/audit", audit_log),
             r("/api/jobs/{name}", job_status, api=True),
@@ -328,6 +332,31 @@ async def undeploy(call: Call) -> Response:
     row, model = await _blocking(call, pages.undeploy, call.request.path_params["name"])
     call.resource = row.deployment_arn
     return call.redirect(f"/custom-models/{quote(model.model_name)}")
+
+
+async def provisioned(call: Call) -> Response:
+    return call.render("provisioned.html", **await _blocking(call, pages.provisioned))
+
+
+async def provision(call: Call) -> Response:
+    form = await call.request.form()
+    row = await _blocking(call, pages.provision, str(form.get("name", "")), str(form.get("model", "")), str(form.get("units", "1")))
+    call.resource = row.provisioned_model_arn
+    return call.redirect("/provisioned")
+
+
+async def update_provisioned(call: Call) -> Response:
+    form = await call.request.form()
+    row = await _blocking(call, pages.update_provisioned, call.request.path_params["name"], model=str(form.get("model", "")),
+                          units=str(form.get("units", "")))
+    call.resource = row.provisioned_model_arn
+    return call.redirect("/provisioned")
+
+
+async def delete_provisioned(call: Call) -> Response:
+    row = await _blocking(call, pages.delete_provisioned, call.request.path_params["name"])
+    call.resource = row.provisioned_model_arn
+    return call.redirect("/provisioned")
 
 
 async def access_keys(call: Call) -> Response:
