@@ -92,7 +92,7 @@ def create_form(s) -> dict:
 
 @dataclass(frozen=True)
 class JobForm:
-    """The create form, as submitted: text fields, plus an uploaded training file's bytes (or None)."""
+    """The create form's text fields, as submitted (an uploaded training file travels beside it)."""
 
     job_name: str
     custom_model_name: str

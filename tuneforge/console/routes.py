@@ -168,7 +168,8 @@ class Console:
             r("/keys", access_keys),
             r("/audit", audit_log),
             r("/api/jobs/{name}", job_status, api=True),
-            r("/api/validate", validate, method="POST", api=True),
+            # it reads a file on the server's host: for keys that may create jobs, and audited
+            r("/api/validate", validate, method="POST", operation="ValidateTrainingData", api=True),
             r("/api/chat", chat, method="POST", api=True),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="console-static"),
             r("/{path:path}", not_found),
