@@ -6,7 +6,7 @@
 
 Playwright's own browser download does not work here: the tests use the `chromium` package (installed with apt-get
 when missing and allowed, else they FAIL saying how; they never skip). A screenshot of each page is saved under the
-module's tmp directory; the paths are printed (pytest -s shows them). The tests run in file order and share one
+module's tmp directory, or TUNEFORGE_SCREENSHOTS; the paths are printed (pytest -s shows them). The tests run in file order and share one
 browser and one server.
 """
 
@@ -61,6 +61,11 @@ def browser():
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tmp directory, or TUNEFORGE_SCREENSHOTS (kept: pytest removes old tmp directories; CI uploads this one)."""
+    chosen = os.environ.get("TUNEFORGE_SCREENSHOTS")
+    if chosen:
+        Path(chosen).mkdir(parents=True, exist_ok=True)
+        return Path(chosen)
     return tmp_path_factory.mktemp("console-screenshots")
 
 
