@@ -61,6 +61,8 @@ def test_sign_in_sets_a_signed_http_only_lax_cookie(app) -> None:
     assert full.secret_access_key not in cookie  # the cookie names the key; the secret stays with the user
     overview = client.get("/console/")
     assert overview.status_code == 200 and full.access_key_id in overview.text
+    policy = overview.headers["content-security-policy"]
+    assert "script-src" not in policy and "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
     event = audit.recent(1)[0]
     assert (event.service, event.operation, event.access_key_id, event.status_code) == ("console", "SignIn", full.access_key_id, 303)
 
@@ -100,6 +102,8 @@ def test_read_only_keys_see_no_mutating_controls_and_are_refused(app) -> None:
     assert client.post("/console/custom-models/m/delete", data={"csrf": token}).status_code == 403
     event = audit.recent(1)[0]
     assert (event.operation, event.access_key_id, event.status_code) == ("DeleteCustomModel", read_only.access_key_id, 403)
+    # checking data reads a file on the server's host: not for read-only keys either
+    assert client.post("/console/api/validate", data={"training_data": "/etc/hostname"}, headers={"X-CSRF-Token": token}).status_code == 403
 
 
 def test_sign_out_and_expiry(app, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,3 +177,54 @@ def test_tuneforge_console_prints_the_url_and_opens_a_browser(monkeypatch: pytes
     result = CliRunner().invoke(cli, ["console", "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert opened == ["http://127.0.0.1:8123/console/"] and "http://127.0.0.1:8123/console/" in result.output
+
+
+def test_an_upload_for_a_refused_job_is_not_kept(app) -> None:
+    client, full, _, _ = app
+    _sign_in(client, full)
+    token = _csrf(client.get("/console/jobs/new").text)
+    files = client.app.state.services.files
+    record = b'{"prompt": "2 plus 2?", "completion": " 4"}\n'
+    reply = client.post("/console/jobs", data={"csrf": token, "job_name": "up", "base_model": "no-such-model"},
+                        files={"training_file": ("train.jsonl", record, "application/jsonl")})
+    assert reply.status_code == 404 and "no-such-model" in reply.text
+    assert files.list()[0] == []
+    bad = client.post("/console/jobs", data={"csrf": token, "job_name": "up", "base_model": "no-such-model"},
+                      files={"training_file": ("train.jsonl", b"not json\n", "application/jsonl")})
+    assert bad.status_code == 400 and "train.jsonl is not a fine-tuning file" in bad.text  # checked before it is kept
+
+
+def test_the_access_keys_and_audit_log_pages(app) -> None:
+    client, full, read_only, _ = app
+    _sign_in(client, read_only)  # reading them needs no write access
+    keys = client.get("/console/keys")
+    assert full.access_key_id in keys.text and "viewer" in keys.text and "read-only" in keys.text
+    assert full.secret_access_key not in keys.text and read_only.secret_access_key not in keys.text
+    audit = client.get("/console/audit", params={"service": "console", "operation": "signin", "key": read_only.access_key_id})
+    assert audit.status_code == 200 and "SignIn" in audit.text and full.access_key_id not in audit.text
+    assert "No audited events match" in client.get("/console/audit", params={"operation": "NoSuchOperation"}).text
+
+
+def test_nothing_puts_data_into_the_page_as_html() -> None:
+    """The rule of the console's JavaScript and templates, checked in the source: text, never markup."""
+    root = Path(__file__).resolve().parent.parent / "tuneforge" / "console"
+    script = "\n".join(line for line in (root / "static" / "console.js").read_text().splitlines() if not line.lstrip().startswith("//"))
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in script, f"console.js uses {sink}: build nodes and set textContent instead"
+    for template in (root / "templates").glob("*.html"):
+        text = template.read_text()
+        assert "|safe" not in text.replace(" ", "") and "autoescape false" not in text, f"{template.name} turns escaping off"
+
+
+def test_provisioned_throughput_forms_answer_in_words(app) -> None:
+    client, full, _, audit = app
+    _sign_in(client, full)
+    page = client.get("/console/provisioned")
+    assert "No provisioned throughput" in page.text
+    token = _csrf(page.text)
+    assert "model units must be a whole number" in client.post("/console/provisioned", data={
+        "csrf": token, "name": "pt", "model": "x", "units": "two"}).text
+    missing = client.post("/console/provisioned/nope/update", data={"csrf": token, "units": "2"})
+    assert missing.status_code == 404 and "nope" in missing.text
+    event = audit.recent(1)[0]
+    assert (event.operation, event.status_code) == ("UpdateProvisionedModelThroughput", 404)

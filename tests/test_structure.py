@@ -22,7 +22,7 @@ ALLOWED_IMPORTS = {
 ALLOWED_IMPORTERS = {
     # Bedrock's shapes stay at the edge; a batch job's records are InvokeModel/Converse bodies in files, so its process
     # reads and writes them with the same codecs as the API (wire.bodies, wire.batch)
-    "wire": {"api", "cli", "batch"},
+    "wire": {"api", "cli", "batch", "console"},  # the console: the tree's HTTP statuses (wire.errors)
     "api": {"cli"},
     "console": {"api"},  # the web console is mounted by the server; it never imports api/ (that would be a cycle)
     "cli": {"__main__"},

@@ -17,7 +17,7 @@ from tuneforge.catalog.entries import Customization, Modality
 from tuneforge.data.model_tokens import model_token_counter
 from tuneforge.data.records import DatasetKind
 from tuneforge.data.validate import validate_dataset
-from tuneforge.errors import InvalidInput, NotFound
+from tuneforge.errors import InvalidInput, NotFound, TuneforgeError
 from tuneforge.jobs.layout import JobOutputs
 from tuneforge.jobs.service import is_terminal, model_family
 from tuneforge.jobs.spec import CUSTOMIZATION_TYPES, JobRequest
@@ -92,7 +92,7 @@ def create_form(s) -> dict:
 
 @dataclass(frozen=True)
 class JobForm:
-    """The create form, as submitted: text fields, plus an uploaded training file's bytes (or None)."""
+    """The create form's text fields, as submitted (an uploaded training file travels beside it)."""
 
     job_name: str
     custom_model_name: str
@@ -103,20 +103,28 @@ class JobForm:
     hyperparameters: dict[str, str]
 
 
-def job_request(s, form: JobForm, training_uri: str) -> JobRequest:
+def job_request(s, form: JobForm, training_uri: str, training_file_id: str | None = None) -> JobRequest:
     name = form.job_name.strip()
     return JobRequest(
         job_name=name, custom_model_name=form.custom_model_name.strip() or name, base_model_identifier=form.base_model,
         training_data_uri=training_uri, output_uri=str(s.settings.home / "outputs"),
         customization_type=form.customization_type,
         validation_data_uris=(_location(form.validation_data),) if form.validation_data.strip() else (),
-        hyperparameters=form.hyperparameters,
+        hyperparameters=form.hyperparameters, training_file_id=training_file_id,
     )
 
 
-def stored_upload(s, upload, filename: str) -> str:
-    """An uploaded training file kept through the files service (checked line by line first): its location."""
-    return s.files.upload(upload, filename=filename, purpose="fine-tune").uri
+def create_job(s, form: JobForm, upload: BinaryIO | None = None, filename: str = ""):
+    """Create the job; an uploaded training file is kept through the files service (checked line by line first, and
+    not deletable while the job runs), and removed again when the job is refused."""
+    if upload is None:
+        return s.jobs.create(job_request(s, form, training_location(form)))
+    stored = s.files.upload(upload, filename=filename, purpose="fine-tune")
+    try:
+        return s.jobs.create(job_request(s, form, stored.uri, stored.file_id))
+    except TuneforgeError:
+        s.files.delete(stored.file_id)
+        raise
 
 
 def training_location(form: JobForm) -> str:
@@ -160,7 +168,8 @@ def validate(s, form: JobForm, upload: BinaryIO | None = None) -> dict:
 
 def job_page(s, identifier: str) -> dict:
     row = s.jobs.get(identifier)
-    return {"job": row, "status": job_status(s, row.job_name)}
+    outputs = JobOutputs(Path(row.work_dir), row.output_uri, row.job_id).remote  # Bedrock's layout: metrics and job.log
+    return {"job": row, "status": job_status(s, row.job_name), "outputs": outputs}
 
 
 def job_progress(row) -> dict:
@@ -226,6 +235,65 @@ def custom_model(s, identifier: str) -> dict:
             job = None
     return {"model": row, "job": job, "deployments": s.custom_deployments.list(model_arn=row.model_arn).deployments,
             "provisioned": s.deployments.list(model_arn=row.model_arn).deployments}
+
+
+def deploy(s, model: str, name: str):
+    """An on-demand deployment of a custom model (CreateCustomModelDeployment): Active at once, loaded on first use."""
+    return s.custom_deployments.create(name=name.strip(), model_arn=s.registry.get(model).model_arn)
+
+
+def undeploy(s, deployment: str):
+    """Delete an on-demand deployment; returns it (the console goes back to its model's page)."""
+    row = s.custom_deployments.get(deployment)
+    s.custom_deployments.delete(row.deployment_arn)
+    return row, s.registry.get(row.model_arn)
+
+
+# ---- provisioned throughput -------------------------------------------------------------------------------------
+def provisioned(s) -> dict:
+    """Provisioned models and what each may serve: text foundation models and active custom models."""
+    return {"deployments": s.deployments.list().deployments,
+            "models": [m.model_id for m in s.catalog.list(output_modality=Modality.TEXT)]
+                      + [m.model_name for m in s.registry.list(status="Active").models]}
+
+
+def _units(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput(f"model units must be a whole number, got {raw!r}", field="modelUnits") from None
+
+
+def provision(s, name: str, model: str, units: str):
+    return s.deployments.create(name=name.strip(), model_id=model, units=_units(units))
+
+
+def update_provisioned(s, name: str, *, model: str = "", units: str = ""):
+    """Scale (units) or re-point (model); the supervisor makes it true while the old workers keep serving."""
+    return s.deployments.update(name, model_id=model or None, units=_units(units) if units else None)
+
+
+def delete_provisioned(s, name: str):
+    row = s.deployments.get(name)
+    s.deployments.delete(row.provisioned_model_arn)
+    return row
+
+
+# ---- access keys and the audit log (read-only pages) ----------------------------------------------------------
+AUDIT_SHOWN = 200
+AUDIT_SEARCHED = 5_000  # the newest events a filter looks through
+
+
+def audit_log(s, *, service: str = "", operation: str = "", key: str = "") -> dict:
+    events = s.audit.recent(AUDIT_SEARCHED)
+    chosen = [e for e in events if (not service or e.service == service) and (not operation or operation.lower() in e.operation.lower())
+              and (not key or e.access_key_id == key)]
+    return {"events": chosen[:AUDIT_SHOWN], "more": len(chosen) > AUDIT_SHOWN, "service": service, "operation": operation,
+            "key": key, "services": sorted({e.service for e in events}), "searched": AUDIT_SEARCHED}
+
+
+def access_keys(s) -> dict:
+    return {"keys": s.access_keys.list()}  # ids, names and rights: never a secret
 
 
 # ---- playground -------------------------------------------------------------------------------------------------

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import secrets
-from urllib.parse import quote
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
 from starlette.concurrency import run_in_threadpool
@@ -28,18 +28,27 @@ from starlette.templating import Jinja2Templates
 
 from tuneforge.console import pages, playground
 from tuneforge.console.session import COOKIE, MAX_AGE, Session, SessionStore, csrf_ok
-from tuneforge.errors import AccessDenied, Conflict, InvalidInput, NotFound, QuotaExceeded, Throttled, TuneforgeError
+from tuneforge.errors import Conflict, InvalidInput, NotFound, TuneforgeError
 from tuneforge.security.keys import ActiveKey
 from tuneforge.settings import Settings
+from tuneforge.wire import errors as wire_errors
 
 HERE = Path(__file__).parent
 PREFIX = "/console"
 SERVICE = "console"  # the audit log's service label
-_STATUS = ((NotFound, 404), (InvalidInput, 400), (Conflict, 409), (AccessDenied, 403), (QuotaExceeded, 429), (Throttled, 429))
+# defence in depth behind autoescaping and textContent: only our own scripts run, no page frames the console
+# (a framed Stop or Delete button could be clicked through), forms post only here
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                               "frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def status_of(exc: TuneforgeError) -> int:
-    return next((code for kind, code in _STATUS if isinstance(exc, kind)), 503)
+    # the one mapping of the tree to HTTP (wire/errors.py); OpenAI's table is plain HTTP semantics (404, 409, 429, ...)
+    return wire_errors.openai(exc).status
 
 
 @dataclass
@@ -96,6 +105,7 @@ class Console:
             response = await self._answer(call, handler, method, operation, public, api)
             if new_cookie is not None and COOKIE not in response.headers.get("set-cookie", ""):
                 set_session_cookie(response, request, new_cookie)
+            response.headers.update(SECURITY_HEADERS)
             return response
 
         endpoint.__name__ = operation or handler.__name__
@@ -148,9 +158,18 @@ class Console:
             r("/custom-models", custom_models),
             r("/custom-models/{name}", custom_model),
             r("/custom-models/{name}/delete", delete_custom_model, method="POST", operation="DeleteCustomModel"),
+            r("/custom-models/{name}/deploy", deploy, method="POST", operation="CreateCustomModelDeployment"),
+            r("/deployments/{name}/delete", undeploy, method="POST", operation="DeleteCustomModelDeployment"),
             r("/playground", playground_page),
+            r("/provisioned", provisioned),
+            r("/provisioned", provision, method="POST", operation="CreateProvisionedModelThroughput"),
+            r("/provisioned/{name}/update", update_provisioned, method="POST", operation="UpdateProvisionedModelThroughput"),
+            r("/provisioned/{name}/delete", delete_provisioned, method="POST", operation="DeleteProvisionedModelThroughput"),
+            r("/keys", access_keys),
+            r("/audit", audit_log),
             r("/api/jobs/{name}", job_status, api=True),
-            r("/api/validate", validate, method="POST", api=True),
+            # it reads a file on the server's host: for keys that may create jobs, and audited
+            r("/api/validate", validate, method="POST", operation="ValidateTrainingData", api=True),
             r("/api/chat", chat, method="POST", api=True),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="console-static"),
             r("/{path:path}", not_found),
@@ -242,7 +261,8 @@ async def jobs(call: Call) -> Response:
 
 
 async def new_job(call: Call) -> Response:
-    return call.render("job_new.html", **await _blocking(call, pages.create_form), values={}, error=None)
+    chosen = {"base_model": call.request.query_params.get("base", "")}  # from the catalog's "Customize" link
+    return call.render("job_new.html", **await _blocking(call, pages.create_form), values=chosen, error=None)
 
 
 async def _job_form(call: Call) -> tuple[pages.JobForm, UploadFile | None]:
@@ -258,13 +278,8 @@ async def _job_form(call: Call) -> tuple[pages.JobForm, UploadFile | None]:
 
 async def create_job(call: Call) -> Response:
     form, upload = await _job_form(call)
-
-    def create(s):
-        uri = pages.stored_upload(s, upload.file, upload.filename) if upload else pages.training_location(form)
-        return s.jobs.create(pages.job_request(s, form, uri))
-
     try:
-        row = await run_in_threadpool(create, call.s)
+        row = await _blocking(call, pages.create_job, form, *((upload.file, upload.filename) if upload else ()))
     except (InvalidInput, NotFound, Conflict) as exc:  # the form again, with what was typed and what is wrong
         return call.render("job_new.html", status_code=status_of(exc), **await _blocking(call, pages.create_form),
                            values={**form.__dict__, **{f"hp.{k}": v for k, v in form.hyperparameters.items()}}, error=exc.message)
@@ -305,6 +320,54 @@ async def delete_custom_model(call: Call) -> Response:
     call.resource = row.model_arn
     await run_in_threadpool(call.s.registry.delete, row.model_arn)  # refused (Conflict) while a deployment serves it
     return call.redirect("/custom-models")
+
+
+async def deploy(call: Call) -> Response:
+    form = await call.request.form()
+    row = await _blocking(call, pages.deploy, call.request.path_params["name"], str(form.get("deployment_name", "")))
+    call.resource = row.deployment_arn
+    return call.redirect(f"/custom-models/{quote(call.request.path_params['name'])}")
+
+
+async def undeploy(call: Call) -> Response:
+    row, model = await _blocking(call, pages.undeploy, call.request.path_params["name"])
+    call.resource = row.deployment_arn
+    return call.redirect(f"/custom-models/{quote(model.model_name)}")
+
+
+async def provisioned(call: Call) -> Response:
+    return call.render("provisioned.html", **await _blocking(call, pages.provisioned))
+
+
+async def provision(call: Call) -> Response:
+    form = await call.request.form()
+    row = await _blocking(call, pages.provision, str(form.get("name", "")), str(form.get("model", "")), str(form.get("units", "1")))
+    call.resource = row.provisioned_model_arn
+    return call.redirect("/provisioned")
+
+
+async def update_provisioned(call: Call) -> Response:
+    form = await call.request.form()
+    row = await _blocking(call, pages.update_provisioned, call.request.path_params["name"], model=str(form.get("model", "")),
+                          units=str(form.get("units", "")))
+    call.resource = row.provisioned_model_arn
+    return call.redirect("/provisioned")
+
+
+async def delete_provisioned(call: Call) -> Response:
+    row = await _blocking(call, pages.delete_provisioned, call.request.path_params["name"])
+    call.resource = row.provisioned_model_arn
+    return call.redirect("/provisioned")
+
+
+async def access_keys(call: Call) -> Response:
+    return call.render("keys.html", **await _blocking(call, pages.access_keys))
+
+
+async def audit_log(call: Call) -> Response:
+    q = call.request.query_params
+    data = await _blocking(call, pages.audit_log, service=q.get("service", ""), operation=q.get("operation", ""), key=q.get("key", ""))
+    return call.render("audit.html", **data)
 
 
 async def playground_page(call: Call) -> Response:

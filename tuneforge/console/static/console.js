@@ -200,6 +200,12 @@ async function ask(url, pane, model, prompt, params, histories) {
   }
 }
 
+// a list with something Creating or Updating reloads itself until it settles
+function setupReload() {
+  const busy = document.querySelector("[data-reload]");
+  if (busy) setTimeout(() => location.reload(), Number(busy.dataset.reload));
+}
+
 function setupConfirm() {
   for (const form of document.querySelectorAll("form[data-confirm]")) {
     form.addEventListener("submit", (e) => { if (!confirm(form.dataset.confirm)) e.preventDefault(); });
@@ -207,5 +213,5 @@ function setupConfirm() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  setupFilters(); setupJobForm(); setupJobPage(); setupPlayground(); setupConfirm();
+  setupFilters(); setupJobForm(); setupJobPage(); setupPlayground(); setupConfirm(); setupReload();
 });
