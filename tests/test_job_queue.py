@@ -243,18 +243,19 @@ class SleepingExecutor:
         self.processes = processes
         self.started: list[str] = []
 
-    def start(self, module: str, argument: str, work_dir: Path, *, env: dict[str, str] | None = None) -> ProcessHandle:
+    def start(self, module: str, argument: str, work_dir: Path, *, env: dict[str, str] | None = None,
+              run_id: str | None = None) -> ProcessHandle:
         self.started.append(argument)
         return start_process(self.processes)
 
     def is_alive(self, pid: int | None, started_at: float | None, host: str | None) -> bool | None:
         return LOCAL.is_alive(pid, started_at, host)
 
-    def signal_stop(self, pid: int, started_at: float | None) -> None:
-        LOCAL.signal_stop(pid, started_at)
+    def signal_stop(self, pid: int, started_at: float | None, host: str | None = None) -> None:
+        LOCAL.signal_stop(pid, started_at, host)
 
-    def terminate_tree(self, pid: int, started_at: float | None, *, grace_seconds: float) -> bool:
-        return LOCAL.terminate_tree(pid, started_at, grace_seconds=grace_seconds)
+    def terminate_tree(self, pid: int, started_at: float | None, *, grace_seconds: float, host: str | None = None) -> bool:
+        return LOCAL.terminate_tree(pid, started_at, grace_seconds=grace_seconds, host=host)
 
     def spawn(self, *args, **kwargs) -> subprocess.Popen:
         return LOCAL.spawn(*args, **kwargs)
