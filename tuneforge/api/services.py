@@ -97,7 +97,8 @@ class Services:
         })
         return cls(settings, catalog, jobs, registry, pool, deployments, custom_deployments, supervisor, knowledge, retriever, reranker,
                    AccessKeys(settings, sessions), AuditLog(sessions), tags, metrics,
-                   Resolver(deployments.models, pool, supervisor, custom_deployments), FileService(settings, sessions), batch, BatchLinks(sessions), evaluations,
+                   Resolver(deployments.models, pool, supervisor, custom_deployments), FileService(settings, sessions), batch,
+                   BatchLinks(sessions), evaluations,
                    Reconciler([jobs.reconcile, knowledge.reconcile, batch.reconcile, evaluations.reconcile]).start())
 
     def close(self) -> None:

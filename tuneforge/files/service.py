@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,37 +42,31 @@ class FileService:
         name = os.path.basename(filename or "")
         if not name or len(name) > MAX_FILENAME:
             raise InvalidInput(f"file: give the file a name of 1-{MAX_FILENAME} characters, got {filename!r}", field="file")
+        return self._add(name, kind, lambda partial: (self._copy(source, partial), check_file(partial, kind, name)))
+
+    def store(self, data: bytes, *, filename: str, purpose: Purpose) -> FileRow:
+        """A file tuneforge writes itself (a batch's output): no check, the same row and listing as an upload."""
+        return self._add(filename, purpose, lambda partial: (partial.write_bytes(data), data.count(b"\n")))
+
+    def _add(self, filename: str, purpose: Purpose, write: Callable[[Path], tuple[int, int]]) -> FileRow:
+        """Write the bytes under a temporary name (`write` returns their size and record count), rename, then record
+        the row: a failure anywhere leaves neither bytes nor a row."""
         file_id = new_file_id()
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / file_id
         partial = self.root / f".{file_id}.partial"
         try:
-            size = self._copy(source, partial)
-            records = check_file(partial, kind, name)
+            size, records = write(partial)
             os.replace(partial, final)
         finally:
             partial.unlink(missing_ok=True)
-        row = FileRow(file_id=file_id, filename=name, purpose=kind.value, size=size, records=records, uri=str(final))
+        row = FileRow(file_id=file_id, filename=filename, purpose=purpose.value, size=size, records=records, uri=str(final))
         try:
             with session_scope(self.sessions) as session:
                 session.add(row)
         except BaseException:
             final.unlink(missing_ok=True)
             raise
-        return self.get(file_id)
-
-    def store(self, data: bytes, *, filename: str, purpose: Purpose) -> FileRow:
-        """A file tuneforge writes itself (a batch's output): no check, the same row and listing as an upload."""
-        file_id = new_file_id()
-        self.root.mkdir(parents=True, exist_ok=True)
-        final = self.root / file_id
-        partial = self.root / f".{file_id}.partial"
-        partial.write_bytes(data)
-        os.replace(partial, final)
-        row = FileRow(file_id=file_id, filename=filename, purpose=purpose.value, size=len(data), records=data.count(b"\n"),
-                      uri=str(final))
-        with session_scope(self.sessions) as session:
-            session.add(row)
         return self.get(file_id)
 
     def _copy(self, source: BinaryIO, target: Path) -> int:
@@ -122,9 +117,6 @@ class FileService:
                 raise InvalidInput(f"after: no file {after!r} in this listing", field="after")
             rows = rows[ids.index(after) + 1:]
         return rows[:limit], len(rows) > limit
-
-    def path(self, file_id: str) -> Path:
-        return Path(self.get(file_id).uri)
 
     def delete(self, file_id: str) -> FileRow:
         """Refused while a customization job that trains on the file runs: it reads the file again when it restarts."""

@@ -38,7 +38,6 @@ from tuneforge.processes.local import LOCAL, LOG_NAME, RAY_SUBMISSION_ENV, SOURC
 SUBMISSION_PREFIX = "tuneforge-"
 HOST_PREFIX = "ray:"
 ALIVE = {"PENDING", "RUNNING"}
-ENDED = {"SUCCEEDED", "FAILED", "STOPPED"}
 REQUEST_SECONDS = 10.0
 
 
@@ -79,10 +78,6 @@ class RayExecutor:
         if code != 200 or not isinstance(body, dict):
             raise Unavailable(f"the Ray Jobs API answered {code} for {submission_id}: {body}")
         return body.get("status")
-
-    def logs(self, submission_id: str) -> str:
-        code, body = self._call("GET", f"/api/jobs/{submission_id}/logs")
-        return body.get("logs", "") if code == 200 and isinstance(body, dict) else ""
 
     # ---- the Executor protocol ------------------------------------------------------------------------------------
     def start(self, module: str, argument: str, work_dir: Path, *, env: dict[str, str] | None = None,
